@@ -1,0 +1,111 @@
+"""sharpness and the HVP/Lanczos helpers against explicit Hessians and known spectra."""
+
+import pytest
+import torch
+from _observables_reference import (Quadratic, assert_untouched, ce, explicit_hessian,
+                                    known_spectrum_matrix, quadratic_loss, small_mlp, snapshot)
+
+from lmech.observables._hvp import flatten_params, make_hvp, param_layout, unflatten_params
+from lmech.observables.sharpness import sharpness
+
+
+def _quadratic(eigs: list[float], seed: int = 0):
+    lam = torch.tensor(eigs, dtype=torch.float64)
+    a = known_spectrum_matrix(lam, seed)
+    model = Quadratic(torch.zeros(len(eigs), dtype=torch.float64))
+    return model, (torch.zeros(1), a), lam
+
+
+def test_hvp_matches_explicit_hessian_and_batched_equals_loop():
+    model, batch = small_mlp(seed=1)
+    h = explicit_hessian(model, ce, batch)
+    op = make_hvp(model, ce, batch)
+    v = torch.randn(4, op.layout.size, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    batched = op.matvec(v)
+    looped = torch.stack([op.matvec(vi) for vi in v])
+    # exact identity in float64: rounding only
+    assert torch.linalg.norm(looped - v @ h) / torch.linalg.norm(v @ h) < 1e-12
+    assert torch.linalg.norm(batched - looped) / torch.linalg.norm(looped) < 1e-12
+
+
+def test_flat_dict_roundtrip():
+    model, _ = small_mlp(seed=3)
+    layout = param_layout(model)
+    params = dict(model.named_parameters())
+    flat = flatten_params(params, layout)
+    back = unflatten_params(flat, layout)
+    assert flat.shape == (layout.size,)
+    assert all(torch.equal(back[n], params[n]) for n in layout.names)  # exact: a reshape
+
+
+def test_quadratic_top_k_exact():
+    model, batch, lam = _quadratic([5.0, 3.0, 2.0, 1.0, 0.5, -1.0, 0.1, 0.2])
+    r = sharpness(model, quadratic_loss, batch, k=3, rel_tol=1e-12)
+    assert r.converged
+    # float64 exact spectrum: Lanczos converges to rounding (1e-10 relative)
+    assert torch.max(torch.abs(r.eigenvalues - torch.tensor([5.0, 3.0, 2.0])) / 5.0) < 1e-10
+
+
+def test_algebraic_order_ignores_large_negative():
+    model, batch, _ = _quadratic([1.0, 0.5, -10.0, 0.1])
+    r = sharpness(model, quadratic_loss, batch, k=1, rel_tol=1e-12)
+    # float64 exact: the top algebraic eigenvalue is 1, not |-10|
+    assert abs(r.eigenvalues[0].item() - 1.0) < 1e-10
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_mlp_top_k_vs_explicit_hessian(seed):
+    model, batch = small_mlp(seed=seed)
+    ref = torch.linalg.eigvalsh(explicit_hessian(model, ce, batch)).flip(0)[:3]
+    r = sharpness(model, ce, batch, k=3, rel_tol=1e-10, seed=seed)
+    assert r.converged
+    # float64; residual bound 1e-10 relative, actual error ~ bound^2/gap: allow 1e-8
+    assert torch.max(torch.abs(r.eigenvalues - ref) / ref.abs()) < 1e-8
+
+
+def test_residual_bound_is_honest():
+    """At a loose tolerance the reported bound must still contain the true eigenvalue."""
+    model, batch = small_mlp(seed=4, width=12)
+    true = torch.linalg.eigvalsh(explicit_hessian(model, ce, batch))
+    r = sharpness(model, ce, batch, k=2, rel_tol=1e-2, seed=0)
+    for theta, bound in zip(r.eigenvalues, r.residual_bounds):
+        assert torch.min(torch.abs(true - theta)) <= bound + 1e-12  # the theorem, plus rounding
+
+
+def test_float32_mlp_reaches_tolerance():
+    model64, batch64 = small_mlp(seed=5)
+    ref = torch.linalg.eigvalsh(explicit_hessian(model64, ce, batch64))[-1]
+    model32 = model64.float()
+    r = sharpness(model32, ce, (batch64[0].float(), batch64[1]), k=1, rel_tol=1e-6)
+    # float32 operator: ~1e-6 relative reachable; 1e-5 leaves room for float32 vs float64 Hessian
+    assert abs(r.eigenvalues[0].item() - ref.item()) / ref.item() < 1e-5
+
+
+def test_negative_control_perturbed_hessian_fails():
+    model, batch, _ = _quadratic([5.0, 3.0, 2.0, 1.0])
+    a_perturbed = batch[1] + 1e-3 * torch.eye(4, dtype=torch.float64)
+    r = sharpness(model, quadratic_loss, (batch[0], a_perturbed), k=1, rel_tol=1e-12)
+    assert abs(r.eigenvalues[0].item() - 5.0) / 5.0 > 1e-10  # the check above would catch it
+
+
+def test_model_untouched_seeded_and_json():
+    model, batch = small_mlp(seed=6)
+    before = snapshot(model)
+    r1 = sharpness(model, ce, batch, k=2, seed=3)
+    r2 = sharpness(model, ce, batch, k=2, seed=3)
+    assert_untouched(model, before)
+    assert torch.equal(r1.eigenvalues, r2.eigenvalues)
+    j = r1.to_json()
+    assert set(j) == {"eigenvalues", "residual_bounds", "hvp_count", "converged", "loss"}
+    assert len(j["eigenvalues"]) == 2 and isinstance(j["hvp_count"], int)
+
+
+def test_buffers_not_modified_by_batchnorm_in_train_mode():
+    g = torch.Generator().manual_seed(7)
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4), torch.nn.Tanh(),
+                                torch.nn.Linear(4, 2)).double()
+    x = torch.randn(16, 3, generator=g, dtype=torch.float64)
+    y = torch.randint(0, 2, (16,), generator=g)
+    before = snapshot(model)
+    sharpness(model, ce, (x, y), k=1)
+    assert_untouched(model, before)
