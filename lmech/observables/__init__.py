@@ -1,1 +1,70 @@
-"""lmech.observables"""
+"""Instruments: functions of (model, parameters, batch) -> numbers.
+
+Two kinds live here. Trainer observables take a `TrainState` (all K members)
+and return {column: (K,) tensor}; they are scheduled from a spec's `observe`
+section. Standalone instruments take any nn.Module + loss + batch and return a
+frozen result; `measure` runs them by name.
+
+Adding one: a file with one public function, plus one row in OBSERVABLES.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from lmech.errors import InputError
+from lmech.observables.accuracy import accuracy
+from lmech.observables.grad_norm import grad_norm
+from lmech.observables.loss import loss
+from lmech.observables.param_norm import param_norm
+from lmech.observables.relative_update import relative_update
+
+__all__ = ["Observable", "OBSERVABLES", "get_observable", "make_observer",
+           "loss", "accuracy", "param_norm", "grad_norm", "relative_update"]
+
+
+@dataclass(frozen=True)
+class Observable:
+    """A registry row: the trainer-side function and what it writes."""
+
+    name: str
+    function: Callable
+    columns: str
+    cost: str
+
+
+OBSERVABLES: dict[str, Observable] = {o.name: o for o in (
+    Observable("loss", loss, "train_loss, test_loss", "2 forward passes"),
+    Observable("accuracy", accuracy, "train_accuracy, test_accuracy", "2 forward passes"),
+    Observable("param_norm", param_norm, "param_norm/<param>, param_norm/total", "O(P)"),
+    Observable("grad_norm", grad_norm, "grad_norm", "1 forward + backward"),
+    Observable("relative_update", relative_update, "relative_update/<param>", "O(P)"),
+)}
+
+
+def get_observable(name: str) -> Observable:
+    if name not in OBSERVABLES:
+        raise InputError(f"unknown observable '{name}'; known: {', '.join(sorted(OBSERVABLES))}")
+    return OBSERVABLES[name]
+
+
+def make_observer(observe: dict, total_steps: int):
+    """From a spec's observe section, the trainer callback and the set of steps it needs.
+
+    Returns (observer, steps): observer(state) computes the observables due at state.step.
+    """
+    from lmech.train.schedule import observation_steps
+
+    plan = {}
+    for name, when in observe.items():
+        observable = get_observable(name)
+        plan[name] = (observable, set(observation_steps(when.every, when.count, total_steps)), when.options())
+
+    def observer(state):
+        values = {}
+        for observable, steps, options in plan.values():
+            if state.step in steps:
+                values.update(observable.function(state, **options))
+        return values
+
+    steps = set().union(*(s for _, s, _ in plan.values())) if plan else set()
+    return observer, steps

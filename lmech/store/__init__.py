@@ -1,1 +1,5 @@
-"""lmech.store"""
+"""Run records on disk (atomic directories) and DuckDB queries over them."""
+
+from lmech.store.store import METRIC_COLUMNS, Store
+
+__all__ = ["Store", "METRIC_COLUMNS"]

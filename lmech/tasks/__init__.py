@@ -1,1 +1,35 @@
-"""lmech.tasks"""
+"""Microcosm data sets: generated from a seed, or shipped inside a package (never downloaded).
+
+Adding a task: one file with a pydantic spec (a `name` Literal) and a
+`make_<name>(spec, seed) -> Task` function, plus one row in `_TASKS` below.
+"""
+
+from typing import Annotated, Union
+
+from pydantic import Field
+
+from lmech.tasks.deep_linear import DeepLinearSpec, make_deep_linear
+from lmech.tasks.digits import DigitsSpec, make_digits
+from lmech.tasks.gaussian_regression import GaussianRegressionSpec, make_gaussian_regression
+from lmech.tasks.task import LossName, Task
+from lmech.tasks.teacher_student import TeacherStudentSpec, make_teacher_student
+
+__all__ = ["Task", "LossName", "TaskSpec", "TASK_NAMES", "make_task"]
+
+_TASKS = {
+    "gaussian_regression": (GaussianRegressionSpec, make_gaussian_regression),
+    "deep_linear": (DeepLinearSpec, make_deep_linear),
+    "teacher_student": (TeacherStudentSpec, make_teacher_student),
+    "digits": (DigitsSpec, make_digits),
+}
+
+TaskSpec = Annotated[
+    Union[GaussianRegressionSpec, DeepLinearSpec, TeacherStudentSpec, DigitsSpec],
+    Field(discriminator="name"),
+]
+TASK_NAMES = tuple(_TASKS)
+
+
+def make_task(spec, seed: int) -> Task:
+    """Build the task named by `spec.name` with data drawn from `seed`."""
+    return _TASKS[spec.name][1](spec, seed)

@@ -1,0 +1,110 @@
+"""Execute ensemble jobs and write each finished run to the store.
+
+Executors: "local" (in this process) and "process" (a pool of worker processes,
+one ensemble job each). Both write the same store layout; a killed sweep loses at
+most the jobs in flight, and rerunning skips what finished.
+"""
+
+import platform
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+
+import torch
+
+import lmech
+from lmech.engine.plan import plan_jobs
+from lmech.observables import make_observer
+from lmech.spec import RunSpec
+from lmech.store import Store
+from lmech.train import train_ensemble
+
+__all__ = ["ExecutionReport", "execute", "run_job"]
+
+
+@dataclass(frozen=True)
+class ExecutionReport:
+    run_ids: list[str]
+    trained: int
+    skipped: int
+    diverged: int
+    seconds: float
+
+
+def _summary(result, group_size: int) -> dict:
+    last = {}
+    for step, name, value in result.rows:
+        if name not in last or step >= last[name][0]:
+            last[name] = (step, value)
+    return {
+        "run_id": result.spec.id,
+        "status": "diverged" if result.diverged_step is not None else "completed",
+        "diverged_step": result.diverged_step,
+        "steps": result.spec.steps,
+        "seconds": result.seconds,
+        "ensemble_size": group_size,
+        "final": {name: value for name, (_, value) in sorted(last.items())},
+        "versions": {"lmech": lmech.__version__, "torch": torch.__version__,
+                     "python": platform.python_version()},
+        "device": "cpu",
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+
+
+def run_job(job: list[RunSpec], store_root: str, on_step: Callable[[int], None] | None = None) -> list[tuple[str, bool]]:
+    """Train one ensemble job and write its runs; returns (run_id, diverged) pairs."""
+    store = Store(store_root)
+    observer, steps = make_observer(job[0].observe, job[0].steps)
+    results = train_ensemble(job, observer, steps, on_step=on_step)
+    out = []
+    for result in results:
+        store.write(result.spec.id, result.spec.model_dump(mode="json"), result.rows,
+                    _summary(result, len(job)), result.final_params)
+        out.append((result.spec.id, result.diverged_step is not None))
+    return out
+
+
+def _worker(job: list[RunSpec], store_root: str) -> list[tuple[str, bool]]:
+    torch.set_num_threads(1)
+    return run_job(job, store_root)
+
+
+def execute(runs: list[RunSpec], store: Store, executor: str = "local", workers: int = 2,
+            progress: Callable[[int, int], None] | None = None, max_ensemble: int = 256) -> ExecutionReport:
+    """Train every run of `runs` not yet in `store`; return what happened.
+
+    progress(done_steps, total_steps) is called as training advances (local executor)
+    or as jobs finish (process executor).
+    """
+    start = time.perf_counter()
+    jobs, skipped = plan_jobs(runs, store, max_ensemble)
+    total = sum(job[0].steps for job in jobs) or 1
+    done = 0
+    outcomes: list[tuple[str, bool]] = []
+    if executor == "local" or len(jobs) <= 1:
+        for job in jobs:
+            base = done
+
+            def on_step(step, base=base):
+                if progress and (step % 10 == 0 or step == job[0].steps):
+                    progress(base + step, total)
+
+            outcomes += run_job(job, str(store.root), on_step)
+            done += job[0].steps
+    elif executor == "process":
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            futures = {pool.submit(_worker, job, str(store.root)): job for job in jobs}
+            for future in as_completed(futures):
+                outcomes += future.result()
+                done += futures[future][0].steps
+                if progress:
+                    progress(done, total)
+    else:
+        raise ValueError(f"unknown executor '{executor}' (local, process)")
+    if progress:
+        progress(total, total)
+    ids = list(dict.fromkeys(spec.id for spec in runs))
+    return ExecutionReport(ids, len(outcomes), skipped, sum(d for _, d in outcomes),
+                           time.perf_counter() - start)

@@ -1,0 +1,27 @@
+"""Classification accuracy: the share of examples whose arg-max output is the true class."""
+
+import torch
+from torch import Tensor
+
+from lmech.train.loop import TrainState
+
+__all__ = ["accuracy", "accuracy_of"]
+
+
+def accuracy_of(outputs: Tensor, targets: Tensor) -> Tensor:
+    """outputs (K, N, C); targets labels (N,)/(K, N) or one-hot/real (.., N, C): -> (K,) in [0, 1].
+
+    Real targets use their arg-max as the class. Single-output regression has no accuracy: NaN.
+    """
+    if outputs.shape[-1] == 1:
+        return torch.full(outputs.shape[:1], float("nan"))
+    labels = targets if not targets.is_floating_point() else targets.argmax(-1)
+    return (outputs.argmax(-1) == labels).float().mean(-1)
+
+
+def accuracy(state: TrainState) -> dict[str, Tensor]:
+    """train_accuracy and test_accuracy, each (K,). Cost: 2 forward passes."""
+    return {
+        "train_accuracy": accuracy_of(state.outputs(state.x_train), state.y_train),
+        "test_accuracy": accuracy_of(state.outputs(state.x_test), state.y_test),
+    }

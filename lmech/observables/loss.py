@@ -1,0 +1,21 @@
+"""Training and test loss of every member (the loss the run is trained on)."""
+
+import torch
+from torch import Tensor
+
+from lmech.train.loop import TrainState
+from lmech.train.losses import per_member_loss
+
+__all__ = ["loss"]
+
+
+def loss(state: TrainState) -> dict[str, Tensor]:
+    """train_loss and test_loss, each (K,), in the task's loss units (mse: 0.5*squared error summed over outputs).
+
+    Algorithm: one full forward pass per split; cost 2 forward passes.
+    """
+    with torch.no_grad():
+        return {
+            "train_loss": per_member_loss(state.outputs(state.x_train), state.y_train, state.loss),
+            "test_loss": per_member_loss(state.outputs(state.x_test), state.y_test, state.loss),
+        }

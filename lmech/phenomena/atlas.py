@@ -1,0 +1,48 @@
+"""Run phenomena end to end: train (resuming from the store), predict, measure, compare, draw."""
+
+import time
+from collections.abc import Callable
+
+from lmech.engine import execute
+from lmech.phenomena.verdict import Phenomenon, Verdict, figure_png
+from lmech.spec import RunSpec
+from lmech.store import Store
+
+__all__ = ["run_phenomenon", "apply_overrides"]
+
+
+def apply_overrides(runs: list[RunSpec], overrides: dict[str, object]) -> list[RunSpec]:
+    """Set dotted fields (e.g. {"steps": 500}) on every run spec, with validation."""
+    if not overrides:
+        return runs
+    out = []
+    for spec in runs:
+        tree = spec.model_dump(mode="json")
+        for path, value in overrides.items():
+            node = tree
+            parts = path.split(".")
+            for part in parts[:-1]:
+                if not isinstance(node, dict) or part not in node:
+                    raise ValueError(f"--set {path}: '{part}' is not a field of the run spec")
+                node = node[part]
+            if parts[-1] not in node:
+                raise ValueError(f"--set {path}: '{parts[-1]}' is not a field of the run spec")
+            node[parts[-1]] = value
+        out.append(RunSpec.model_validate(tree))
+    return out
+
+
+def run_phenomenon(phenomenon: Phenomenon, store: Store, fast: bool,
+                   overrides: dict[str, object] | None = None,
+                   progress: Callable[[int, int], None] | None = None,
+                   executor: str = "local") -> Verdict:
+    """Train what the phenomenon needs (finished runs are reused), then judge it."""
+    start = time.perf_counter()
+    runs = apply_overrides(phenomenon.runs(fast), overrides or {})
+    execute(runs, store, executor=executor, progress=progress)
+    prediction = phenomenon.predict(runs)
+    measurement = phenomenon.measure(store, runs)
+    comparison = phenomenon.compare(prediction, measurement)
+    png = figure_png(phenomenon.figure(prediction, measurement, comparison))
+    return Verdict(phenomenon.name, phenomenon.claim, phenomenon.formula, phenomenon.source,
+                   comparison, time.perf_counter() - start, png)

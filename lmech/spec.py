@@ -1,0 +1,133 @@
+"""Run and sweep specifications: pure, validated data. Ignores how runs are executed or stored.
+
+A RunSpec names everything that determines a run's numbers; its content hash is
+the run id, so the same spec is never trained twice. A SweepSpec is a RunSpec
+plus sweep axes (dotted field paths -> values) expanded as a Cartesian product.
+"""
+
+import hashlib
+import itertools
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from lmech.models.mlp import ModelSpec
+from lmech.tasks import TaskSpec
+from lmech.tasks.digits import DigitsSpec
+
+__all__ = ["OptimizerSpec", "ObserveSpec", "RunSpec", "SweepSpec", "run_id", "expand_sweep",
+           "ENSEMBLE_SCALARS", "group_key"]
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class OptimizerSpec(_Spec):
+    name: Literal["sgd", "adam", "adamw"] = "sgd"
+    lr: float = Field(0.1, gt=0)
+    momentum: float = Field(0.0, ge=0, lt=1, description="SGD momentum (PyTorch convention)")
+    weight_decay: float = Field(0.0, ge=0, description="L2 for sgd/adam, decoupled for adamw")
+    beta1: float = Field(0.9, ge=0, lt=1)
+    beta2: float = Field(0.999, ge=0, lt=1)
+    eps: float = Field(1e-8, gt=0)
+    batch_size: int | None = Field(None, ge=1, description="None: full batch")
+    schedule: Literal["constant", "cosine", "warmup", "warmup_cosine"] = "constant"
+    warmup_steps: int = Field(0, ge=0)
+
+
+class ObserveSpec(BaseModel):
+    """When to measure an observable: 'log' (count log-spaced steps), or every N steps.
+    Any other keys are the observable's own options (e.g. k for sharpness)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    every: Literal["log"] | int = "log"
+    count: int = Field(30, ge=1, description="number of log-spaced steps when every='log'")
+
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+def _default_observe() -> dict[str, ObserveSpec]:
+    return {"loss": ObserveSpec(), "accuracy": ObserveSpec()}
+
+
+class RunSpec(_Spec):
+    task: TaskSpec = Field(default_factory=DigitsSpec)
+    model: ModelSpec = Field(default_factory=ModelSpec)
+    optimizer: OptimizerSpec = Field(default_factory=OptimizerSpec)
+    steps: int = Field(200, ge=0)
+    seed: int = Field(0, description="initialization and minibatch order")
+    data_seed: int | None = Field(0, description="data draw; None: use the run seed")
+    loss: Literal["mse", "cross_entropy"] | None = Field(None, description="None: the task's own loss")
+    observe: dict[str, ObserveSpec] = Field(default_factory=_default_observe)
+
+    @property
+    def id(self) -> str:
+        return run_id(self)
+
+
+class SweepSpec(RunSpec):
+    """A base run plus sweep axes, e.g. {"optimizer.lr": [0.1, 0.2], "seed": [0, 1, 2]}."""
+
+    name: str = "sweep"
+    sweep: dict[str, list[Any]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _axes_exist(self):
+        base = self.model_dump(exclude={"name", "sweep"})
+        for path in self.sweep:
+            node = base
+            for part in path.split("."):
+                if not isinstance(node, dict) or part not in node:
+                    raise ValueError(f"sweep axis '{path}' is not a field of the run spec")
+                node = node[part]
+        return self
+
+
+def canonical_json(spec: RunSpec) -> str:
+    return json.dumps(spec.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+
+
+def run_id(spec: RunSpec) -> str:
+    """Content address: the first 16 hex digits of sha256 of the canonical JSON."""
+    return hashlib.sha256(canonical_json(spec).encode()).hexdigest()[:16]
+
+
+def _set_path(tree: dict, path: str, value: Any) -> None:
+    parts = path.split(".")
+    for part in parts[:-1]:
+        tree = tree[part]
+    tree[parts[-1]] = value
+
+
+def expand_sweep(sweep: SweepSpec) -> list[RunSpec]:
+    """The Cartesian product of the sweep axes, in axis order, as validated RunSpecs."""
+    base = sweep.model_dump(mode="json", exclude={"name", "sweep"})
+    axes = list(sweep.sweep.items())
+    runs = []
+    for values in itertools.product(*(v for _, v in axes)):
+        tree = json.loads(json.dumps(base))
+        for (path, _), value in zip(axes, values):
+            _set_path(tree, path, value)
+        runs.append(RunSpec.model_validate(tree))
+    return runs
+
+
+# Fields that may differ between members of one ensemble (trained in one vectorized step).
+ENSEMBLE_SCALARS = (
+    ("seed",), ("data_seed",), ("optimizer", "lr"), ("optimizer", "weight_decay"),
+    ("optimizer", "momentum"), ("model", "init_scale"), ("model", "output_multiplier"),
+)
+
+
+def group_key(spec: RunSpec) -> str:
+    """Runs with equal keys differ only in ensemble scalars and can be trained together."""
+    tree = spec.model_dump(mode="json")
+    for path in ENSEMBLE_SCALARS:
+        node = tree
+        for part in path[:-1]:
+            node = node[part]
+        node.pop(path[-1])
+    return json.dumps(tree, sort_keys=True)

@@ -1,0 +1,214 @@
+"""The training loop: K stacked models trained in one vectorized step; one model is K = 1.
+
+Ignores what is measured (observables arrive as a callback) and where results go
+(the engine stores them). Members may differ in seed, data seed, learning rate,
+weight decay, momentum, init scale and output multiplier; everything else is shared.
+"""
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from lmech.models.mlp import ModelPlan, forward, init_params, plan_model
+from lmech.seeding import generator
+from lmech.spec import RunSpec, group_key
+from lmech.tasks import Task, make_task
+from lmech.train.losses import per_member_loss
+from lmech.train.optim import MemberHyper, init_optimizer_state, optimizer_step
+from lmech.train.schedule import lr_factor
+
+__all__ = ["TrainState", "MemberResult", "train_ensemble", "build_ensemble"]
+
+
+@dataclass
+class TrainState:
+    """What an observable may read at an observation step (do not modify).
+
+    Attributes:
+        plan: the shared architecture. params: {name: (K, ...)} current parameters.
+        output_multiplier: (K,). x_train: (N, D) shared or (K, N, D); y_train likewise.
+        x_test, y_test: as the training set. loss: "mse" or "cross_entropy".
+        step: updates taken so far. last_update: {name: (K, ...)} the latest update (zeros at step 0).
+        optimizer_state: the optimizer's buffers ({} entries at step 0 are zeros).
+        hyper: per-member hyperparameters. lr_multipliers: per-parameter lr multipliers.
+        optimizer: "sgd" | "adam" | "adamw". specs: the K run specs. tasks: the K members' tasks.
+    """
+
+    plan: ModelPlan
+    params: dict[str, Tensor]
+    output_multiplier: Tensor
+    x_train: Tensor
+    y_train: Tensor
+    x_test: Tensor
+    y_test: Tensor
+    loss: str
+    step: int
+    last_update: dict[str, Tensor]
+    optimizer_state: dict[str, dict[str, Tensor]]
+    hyper: MemberHyper
+    lr_multipliers: dict[str, float]
+    optimizer: str
+    specs: list[RunSpec]
+    tasks: list[Task]
+
+    def outputs(self, x: Tensor) -> Tensor:
+        with torch.no_grad():
+            return forward(self.plan, self.params, x, self.output_multiplier)
+
+
+@dataclass
+class MemberResult:
+    """One member's outcome: rows are (step, name, value); diverged_step is None if it finished."""
+
+    spec: RunSpec
+    rows: list[tuple[int, str, float]] = field(default_factory=list)
+    diverged_step: int | None = None
+    final_params: dict[str, Tensor] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+Observer = Callable[[TrainState], dict[str, Tensor]]
+
+
+def _stack_data(tasks: list[Task], shared: bool) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    if shared:
+        t = tasks[0]
+        return t.x_train, t.y_train, t.x_test, t.y_test
+    return tuple(torch.stack([getattr(t, a) for t in tasks])
+                 for a in ("x_train", "y_train", "x_test", "y_test"))
+
+
+def build_ensemble(specs: list[RunSpec]) -> TrainState:
+    """Tasks, plan, initial parameters and optimizer state for specs that share a group key."""
+    keys = {group_key(s) for s in specs}
+    if len(keys) != 1:
+        raise ValueError("an ensemble needs specs that differ only in ensemble scalars")
+    first = specs[0]
+    data_seeds = [s.data_seed if s.data_seed is not None else s.seed for s in specs]
+    shared = len(set(data_seeds)) == 1
+    tasks = [make_task(first.task, seed) for seed in (data_seeds[:1] if shared else data_seeds)]
+    task = tasks[0]
+    loss = first.loss or task.loss
+    family = "sgd" if first.optimizer.name == "sgd" else "adam"
+    plan = plan_model(first.model, task.input_dim, task.output_dim, family)
+    params = init_params(plan, [s.seed for s in specs], [s.model.init_scale for s in specs],
+                         first.model.zero_init_readout)
+    for p in params.values():
+        p.requires_grad_(True)
+    as_tensor = lambda values: torch.tensor(values, dtype=torch.float32)  # noqa: E731
+    hyper = MemberHyper(
+        lr=as_tensor([s.optimizer.lr for s in specs]),
+        weight_decay=as_tensor([s.optimizer.weight_decay for s in specs]),
+        momentum=as_tensor([s.optimizer.momentum for s in specs]),
+    )
+    x_train, y_train, x_test, y_test = _stack_data(tasks, shared)
+    if loss == "cross_entropy" and y_train.is_floating_point():
+        raise ValueError("cross_entropy needs integer class labels; this task gives real targets")
+    return TrainState(
+        plan=plan, params=params,
+        output_multiplier=as_tensor([s.model.output_multiplier for s in specs]),
+        x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test, loss=loss, step=0,
+        last_update={n: torch.zeros_like(p) for n, p in params.items()},
+        optimizer_state=init_optimizer_state(first.optimizer.name, params),
+        hyper=hyper, lr_multipliers=plan.lr_multipliers(), optimizer=first.optimizer.name,
+        specs=list(specs), tasks=tasks,
+    )
+
+
+def _minibatch_indices(specs: list[RunSpec], n: int, batch: int, steps: int):
+    """Yield (K, B) or (B,) index tensors: each member reshuffles every epoch from its own seed."""
+    seeds = [s.seed for s in specs]
+    shared = len(set(seeds)) == 1
+    gens = [generator(seed, "minibatch-order") for seed in (seeds[:1] if shared else seeds)]
+    per_epoch = max(n // batch, 1)
+    for step in range(steps):
+        position = step % per_epoch
+        if position == 0:
+            orders = torch.stack([torch.randperm(n, generator=g) for g in gens])
+        chunk = orders[:, position * batch:(position + 1) * batch]
+        yield chunk[0] if shared else chunk
+
+
+def _take(x: Tensor, index: Tensor, per_member_data: bool) -> Tensor:
+    """Rows `index` ((B,) shared or (K, B) per member) of shared (N, ...) or per-member (K, N, ...) data."""
+    if not per_member_data:
+        return x[index]
+    if index.dim() == 1:
+        return x[:, index]
+    return x[torch.arange(x.shape[0]).unsqueeze(1), index]
+
+
+def train_ensemble(
+    specs: list[RunSpec],
+    observe: Observer | None = None,
+    observe_steps: set[int] | None = None,
+    on_step: Callable[[int], None] | None = None,
+) -> list[MemberResult]:
+    """Train K runs at once; return one MemberResult per spec, in order.
+
+    A member whose training loss becomes NaN or inf is recorded as diverged at that
+    step, frozen (lr 0, parameters zeroed) and not observed again; the others go on.
+    Cost per step: one stacked forward and backward, about K times one model's FLOPs.
+    """
+    start = time.perf_counter()
+    state = build_ensemble(specs)
+    first = specs[0]
+    opt = first.optimizer
+    results = [MemberResult(spec=s) for s in specs]
+    alive = torch.ones(len(specs), dtype=torch.bool)
+    observe_steps = observe_steps or set()
+    n_train = state.x_train.shape[-2]
+    full_batch = opt.batch_size is None or opt.batch_size >= n_train
+    batches = None if full_batch else _minibatch_indices(specs, n_train, opt.batch_size, first.steps)
+    names = list(state.params)
+    per_member = len(state.tasks) > 1
+
+    def record(values: dict[str, Tensor]) -> None:
+        for name, value in values.items():
+            value = value.detach().reshape(-1).tolist()
+            for k, result in enumerate(results):
+                if alive[k]:
+                    result.rows.append((state.step, name, float(value[k])))
+
+    if observe and 0 in observe_steps:
+        record(observe(state))
+    for step in range(1, first.steps + 1):
+        if full_batch:
+            x, y = state.x_train, state.y_train
+        else:
+            index = next(batches)
+            x, y = _take(state.x_train, index, per_member), _take(state.y_train, index, per_member)
+        outputs = forward(state.plan, state.params, x, state.output_multiplier)
+        losses = per_member_loss(outputs, y, state.loss)
+        grads = torch.autograd.grad(losses.sum(), [state.params[n] for n in names])
+        finite = torch.isfinite(losses)
+        if not bool(finite[alive].all()):
+            newly = alive & ~finite
+            for k in torch.nonzero(newly).flatten().tolist():
+                results[k].diverged_step = step - 1
+            alive &= finite
+            keep = alive.float()
+            state.hyper = MemberHyper(state.hyper.lr * keep, state.hyper.weight_decay, state.hyper.momentum)
+            grads = [torch.nan_to_num(g) * keep.view(-1, *([1] * (g.dim() - 1))) for g in grads]
+            with torch.no_grad():
+                for p in state.params.values():
+                    p.mul_(keep.view(-1, *([1] * (p.dim() - 1)))).nan_to_num_(0.0)
+            if not bool(alive.any()):
+                break
+        factor = lr_factor(opt.schedule, step - 1, first.steps, opt.warmup_steps)
+        state.last_update = optimizer_step(
+            opt.name, state.params, dict(zip(names, grads)), state.optimizer_state, state.hyper,
+            factor, state.lr_multipliers, step, opt.beta1, opt.beta2, opt.eps)
+        state.step = step
+        if observe and step in observe_steps:
+            record(observe(state))
+        if on_step is not None:
+            on_step(step)
+    seconds = time.perf_counter() - start
+    for k, result in enumerate(results):
+        result.final_params = {n: p[k].detach().clone() for n, p in state.params.items()}
+        result.seconds = seconds / len(specs)
+    return results
