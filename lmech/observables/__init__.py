@@ -13,13 +13,16 @@ from dataclasses import dataclass
 
 from lmech.errors import InputError
 from lmech.observables.accuracy import accuracy
+from lmech.observables.coefficient_error import coefficient_error
 from lmech.observables.grad_norm import grad_norm
 from lmech.observables.loss import loss
+from lmech.observables.mode_strength import mode_strength
 from lmech.observables.param_norm import param_norm
 from lmech.observables.relative_update import relative_update
 
 __all__ = ["Observable", "OBSERVABLES", "get_observable", "make_observer",
-           "loss", "accuracy", "param_norm", "grad_norm", "relative_update"]
+           "loss", "accuracy", "param_norm", "grad_norm", "relative_update", "mode_strength",
+           "coefficient_error"]
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,8 @@ OBSERVABLES: dict[str, Observable] = {o.name: o for o in (
     Observable("param_norm", param_norm, "param_norm/<param>, param_norm/total", "O(P)"),
     Observable("grad_norm", grad_norm, "grad_norm", "1 forward + backward"),
     Observable("relative_update", relative_update, "relative_update/<param>", "O(P)"),
+    Observable("coefficient_error", coefficient_error, "coefficient_error", "O(K P)"),
+    Observable("mode_strength", mode_strength, "mode_strength/<r>", "one product of layer matrices"),
 )}
 
 
