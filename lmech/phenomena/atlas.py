@@ -35,11 +35,15 @@ def apply_overrides(runs: list[RunSpec], overrides: dict[str, object]) -> list[R
 def run_phenomenon(phenomenon: Phenomenon, store: Store, fast: bool,
                    overrides: dict[str, object] | None = None,
                    progress: Callable[[int, int], None] | None = None,
-                   executor: str = "local") -> Verdict:
-    """Train what the phenomenon needs (finished runs are reused), then judge it."""
+                   workers: int = 1) -> Verdict:
+    """Train what the phenomenon needs (finished runs are reused), then judge it.
+
+    workers > 1 trains independent ensemble jobs in that many processes.
+    """
     start = time.perf_counter()
     runs = apply_overrides(phenomenon.runs(fast), overrides or {})
-    execute(runs, store, executor=executor, progress=progress)
+    execute(runs, store, executor="process" if workers > 1 else "local", workers=workers,
+            progress=progress)
     prediction = phenomenon.predict(runs)
     measurement = phenomenon.measure(store, runs)
     comparison = phenomenon.compare(prediction, measurement)

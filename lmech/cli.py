@@ -1,0 +1,293 @@
+"""The `lmech` command. Results go to stdout (one JSON object with --json), progress to stderr.
+
+Exit codes: 0 success, 1 a verdict or check failed, 2 bad input (one line, no traceback).
+"""
+
+import contextlib
+import json
+import shutil
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+import yaml
+from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from lmech.errors import InputError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="lmech: a laboratory for learning mechanics.")
+fit_app = typer.Typer(no_args_is_help=True, help="Fit scaling laws and learning curves from a CSV.")
+app.add_typer(fit_app, name="fit")
+
+stderr = Console(stderr=True)
+stdout = Console()
+
+RunsDir = Annotated[Path, typer.Option("--runs", help="store directory")]
+JsonFlag = Annotated[bool, typer.Option("--json", help="print one JSON object on stdout")]
+Sets = Annotated[Optional[list[str]], typer.Option("--set", help="override a field: key.path=value")]
+
+
+def _validation_line(error: ValidationError) -> str:
+    parts = []
+    for e in error.errors()[:3]:
+        where = ".".join(str(p) for p in e["loc"]) or "spec"
+        got = e.get("input")
+        shown = f" (got {got!r})" if got is not None and not isinstance(got, dict) else ""
+        parts.append(f"{where}: {e['msg']}{shown}")
+    return "invalid spec: " + "; ".join(parts)
+
+
+@contextlib.contextmanager
+def _user_errors():
+    """Turn bad input into one line on stderr and exit code 2."""
+    try:
+        yield
+    except ValidationError as error:
+        stderr.print(f"error: {_validation_line(error)}", markup=False, highlight=False)
+        raise typer.Exit(2) from None
+    except (InputError, ValueError, FileNotFoundError, IsADirectoryError, yaml.YAMLError) as error:
+        message = str(error).splitlines()[0] if str(error) else type(error).__name__
+        stderr.print(f"error: {message}", markup=False, highlight=False)
+        raise typer.Exit(2) from None
+
+
+def _parse_sets(sets: list[str] | None) -> dict[str, object]:
+    out = {}
+    for item in sets or []:
+        if "=" not in item:
+            raise InputError(f"--set expects key=value, got '{item}'")
+        key, value = item.split("=", 1)
+        out[key.strip()] = yaml.safe_load(value)
+    return out
+
+
+@contextlib.contextmanager
+def _progress(description: str, enabled: bool = True):
+    """A progress bar on stderr; yields callback(done, total)."""
+    if not enabled:
+        yield None
+        return
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+               TimeElapsedColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=stderr, transient=True) as progress:
+        task = progress.add_task(description, total=None)
+
+        def update(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        yield update
+
+
+def _emit_json(obj) -> None:
+    sys.stdout.write(json.dumps(obj, default=float) + "\n")
+
+
+@app.command()
+def atlas(
+    only: Annotated[Optional[list[str]], typer.Option("--only", help="run only this phenomenon (repeatable)")] = None,
+    fast: Annotated[bool, typer.Option("--fast", help="small sizes: each phenomenon in <= 90 s")] = False,
+    resume: Annotated[bool, typer.Option("--resume", help="reuse runs already in the store")] = False,
+    runs: RunsDir = Path("lmech-runs"),
+    report: Annotated[Path, typer.Option("--report", help="HTML report directory")] = Path("lmech-report"),
+    workers: Annotated[int, typer.Option(help="worker processes for phenomena with several ensemble jobs")] = 2,
+    as_json: JsonFlag = False,
+):
+    """Run the atlas: every phenomenon's prediction vs measurement, a scorecard and an HTML report."""
+    from lmech.phenomena import PHENOMENA, get_phenomenon, run_phenomenon
+    from lmech.report import print_scorecard, write_report
+    from lmech.store import Store
+
+    with _user_errors():
+        chosen = [get_phenomenon(name) for name in only] if only else list(PHENOMENA.values())
+        root = runs / ("atlas-fast" if fast else "atlas")
+        if not resume and root.exists():
+            shutil.rmtree(root)
+        store = Store(root)
+        verdicts = []
+        for phenomenon in chosen:
+            with _progress(phenomenon.name, enabled=not as_json) as progress:
+                verdicts.append(run_phenomenon(phenomenon, store, fast, progress=progress,
+                                                workers=workers))
+            if not as_json:
+                v = verdicts[-1]
+                stderr.print(f"{v.name}: {'PASS' if v.passed else 'FAIL'} ({v.seconds:.1f} s)")
+        page = write_report(verdicts, report)
+    if as_json:
+        _emit_json({"passed": all(v.passed for v in verdicts), "report": str(page),
+                    "verdicts": [v.to_json() for v in verdicts]})
+    else:
+        print_scorecard(verdicts, stdout)
+        stdout.print(f"report: {page}")
+    raise typer.Exit(0 if all(v.passed for v in verdicts) else 1)
+
+
+@app.command()
+def run(
+    name: Annotated[str, typer.Argument(help="phenomenon name (see `lmech atlas --help`)")],
+    sets: Sets = None,
+    fast: Annotated[bool, typer.Option("--fast")] = False,
+    runs: RunsDir = Path("lmech-runs"),
+    as_json: JsonFlag = False,
+):
+    """Run one phenomenon, with optional overrides of its run specs (e.g. --set steps=500)."""
+    from lmech.phenomena import get_phenomenon, run_phenomenon
+    from lmech.report import print_scorecard
+    from lmech.store import Store
+
+    with _user_errors():
+        phenomenon = get_phenomenon(name)
+        overrides = _parse_sets(sets)
+        with _progress(name, enabled=not as_json) as progress:
+            verdict = run_phenomenon(phenomenon, Store(runs), fast, overrides, progress)
+    if as_json:
+        _emit_json(verdict.to_json())
+    else:
+        print_scorecard([verdict], stdout)
+    raise typer.Exit(0 if verdict.passed else 1)
+
+
+def _load_sweep(path: Path | None, sets: dict[str, object]):
+    from lmech.spec import SweepSpec
+
+    tree: dict = {}
+    if path is not None:
+        if not path.is_file():
+            raise InputError(f"spec file not found: {path}")
+        try:
+            tree = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as error:
+            raise InputError(f"{path} is not valid YAML: {str(error).splitlines()[0]}") from None
+        if not isinstance(tree, dict):
+            raise InputError(f"{path} must hold a mapping of spec fields")
+    for key, value in sets.items():
+        node = tree
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise InputError(f"--set {key}: '{part}' is not a section")
+        node[parts[-1]] = value
+    return SweepSpec.model_validate(tree)
+
+
+@app.command()
+def sweep(
+    spec: Annotated[Optional[Path], typer.Argument(help="YAML sweep spec (fields of RunSpec + sweep axes)")] = None,
+    sets: Sets = None,
+    runs: RunsDir = Path("lmech-runs"),
+    executor: Annotated[str, typer.Option(help="local | process")] = "local",
+    workers: Annotated[int, typer.Option(help="processes for --executor process")] = 2,
+    as_json: JsonFlag = False,
+):
+    """Train a sweep of your own; finished runs are skipped, so rerunning resumes."""
+    from lmech.engine import execute
+    from lmech.spec import expand_sweep
+    from lmech.store import Store
+
+    with _user_errors():
+        if executor not in ("local", "process"):
+            raise InputError(f"unknown executor '{executor}' (local, process)")
+        sweep_spec = _load_sweep(spec, _parse_sets(sets))
+        specs = expand_sweep(sweep_spec)
+        store = Store(runs)
+        with _progress(f"sweep {sweep_spec.name}", enabled=not as_json) as progress:
+            outcome = execute(specs, store, executor=executor, workers=workers, progress=progress)
+    rows = [_run_row(store, run_id) for run_id in outcome.run_ids]
+    if as_json:
+        _emit_json({"trained": outcome.trained, "skipped": outcome.skipped, "diverged": outcome.diverged,
+                    "seconds": outcome.seconds, "runs": rows})
+    else:
+        stdout.print(_runs_table(rows))
+        stdout.print(f"trained {outcome.trained}, skipped {outcome.skipped} (already in {runs}), "
+                     f"diverged {outcome.diverged}, {outcome.seconds:.1f} s")
+
+
+def _run_row(store, run_id: str) -> dict:
+    spec, summary = store.spec(run_id), store.summary(run_id)
+    return {"run_id": run_id, "status": summary["status"], "task": spec["task"]["name"],
+            "model": f"{spec['model']['kind']} w{spec['model']['width']} d{spec['model']['depth']} "
+                     f"{spec['model']['parameterization']}",
+            "optimizer": f"{spec['optimizer']['name']} lr={spec['optimizer']['lr']:g}",
+            "seed": spec["seed"], "steps": spec["steps"],
+            "train_loss": summary["final"].get("train_loss"), "test_loss": summary["final"].get("test_loss")}
+
+
+def _runs_table(rows: list[dict]):
+    from rich.table import Table
+
+    table = Table()
+    for column in ("run_id", "status", "task", "model", "optimizer", "seed", "steps", "train_loss", "test_loss"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*[f"{v:.4g}" if isinstance(v, float) else str(v) for v in row.values()])
+    return table
+
+
+@app.command("ls")
+def list_runs(runs: RunsDir = Path("lmech-runs"), as_json: JsonFlag = False):
+    """List finished runs in the store (searched recursively one level: atlas stores too)."""
+    from lmech.store import Store
+
+    with _user_errors():
+        stores = [Store(runs)] + ([Store(p) for p in sorted(runs.iterdir()) if p.is_dir()] if runs.is_dir() else [])
+        rows = [dict(_run_row(s, i), store=str(s.root)) for s in stores for i in s.run_ids()]
+    if as_json:
+        _emit_json({"runs": rows})
+    else:
+        stdout.print(_runs_table([{k: v for k, v in r.items() if k != "store"} for r in rows]))
+        stdout.print(f"{len(rows)} runs")
+
+
+@app.command()
+def show(run_id: Annotated[str, typer.Argument()], runs: RunsDir = Path("lmech-runs"), as_json: JsonFlag = False):
+    """Show one run: its spec, summary and final metrics."""
+    from lmech.store import Store
+
+    with _user_errors():
+        candidates = [Store(runs)] + ([Store(p) for p in sorted(runs.iterdir()) if p.is_dir()] if runs.is_dir() else [])
+        store = next((s for s in candidates if s.path(run_id).is_dir()), None)
+        if store is None:
+            raise InputError(f"no run '{run_id}' in {runs}")
+        spec, summary = store.spec(run_id), store.summary(run_id)
+        metrics = store.metrics(run_id)
+    if as_json:
+        _emit_json({"run_id": run_id, "spec": spec, "summary": summary, "rows": len(metrics["step"])})
+        return
+    stdout.print_json(json.dumps({"spec": spec, "summary": summary}))
+
+
+@app.command()
+def report(
+    runs: RunsDir = Path("lmech-runs"),
+    out: Annotated[Path, typer.Option("--out", help="report directory")] = Path("lmech-report"),
+):
+    """Render the HTML report again from the last atlas verdicts saved in --out."""
+    from lmech.report import load_verdicts, print_scorecard, write_report
+
+    with _user_errors():
+        if not (out / "verdicts.json").is_file():
+            raise InputError(f"no verdicts in {out}: run `lmech atlas` first")
+        verdicts = load_verdicts(out)
+        page = write_report(verdicts, out)
+    print_scorecard(verdicts, stdout)
+    stdout.print(f"report: {page}")
+
+
+def main() -> None:
+    """Entry point. One torch thread per process by default (LMECH_THREADS overrides): the
+    microcosm models are too small for intra-op threads, which collapse when another process
+    holds a core; parallelism comes from ensembles and worker processes instead."""
+    import os
+
+    import torch
+
+    torch.set_num_threads(int(os.environ.get("LMECH_THREADS", "1")))
+    app()
+
+
+if __name__ == "__main__":
+    main()
