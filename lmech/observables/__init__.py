@@ -19,6 +19,11 @@ from lmech.observables.loss import loss
 from lmech.observables.mode_strength import mode_strength
 from lmech.observables.param_norm import param_norm
 from lmech.observables.relative_update import relative_update
+from lmech.observables.scheduled import (
+    scheduled_hessian_trace,
+    scheduled_preconditioned_sharpness,
+    scheduled_sharpness,
+)
 
 __all__ = ["Observable", "OBSERVABLES", "get_observable", "make_observer",
            "loss", "accuracy", "param_norm", "grad_norm", "relative_update", "mode_strength",
@@ -42,6 +47,12 @@ OBSERVABLES: dict[str, Observable] = {o.name: o for o in (
     Observable("grad_norm", grad_norm, "grad_norm", "1 forward + backward"),
     Observable("relative_update", relative_update, "relative_update/<param>", "O(P)"),
     Observable("coefficient_error", coefficient_error, "coefficient_error", "O(K P)"),
+    Observable("sharpness", scheduled_sharpness, "sharpness, sharpness/<i>, sharpness_hvps",
+               "K Lanczos runs, ~20 HVPs each"),
+    Observable("preconditioned_sharpness", scheduled_preconditioned_sharpness, "preconditioned_sharpness",
+               "K Lanczos runs on P^-1/2 H P^-1/2"),
+    Observable("hessian_trace", scheduled_hessian_trace, "hessian_trace, hessian_trace_se",
+               "K x num_probes HVPs"),
     Observable("mode_strength", mode_strength, "mode_strength/<r>", "one product of layer matrices"),
 )}
 
