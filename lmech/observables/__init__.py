@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from lmech.errors import InputError
 from lmech.observables.accuracy import accuracy
+from lmech.observables.activation_scale import activation_scale
 from lmech.observables.coefficient_error import coefficient_error
 from lmech.observables.grad_norm import grad_norm
 from lmech.observables.loss import loss
@@ -27,7 +28,7 @@ from lmech.observables.scheduled import (
 
 __all__ = ["Observable", "OBSERVABLES", "get_observable", "make_observer",
            "loss", "accuracy", "param_norm", "grad_norm", "relative_update", "mode_strength",
-           "coefficient_error"]
+           "coefficient_error", "activation_scale"]
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,7 @@ OBSERVABLES: dict[str, Observable] = {o.name: o for o in (
     Observable("hessian_trace", scheduled_hessian_trace, "hessian_trace, hessian_trace_se",
                "K x num_probes HVPs"),
     Observable("mode_strength", mode_strength, "mode_strength/<r>", "one product of layer matrices"),
+    Observable("activation_scale", activation_scale, "activation_scale/<layer>", "1 forward pass"),
 )}
 
 
