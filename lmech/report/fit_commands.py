@@ -1,0 +1,210 @@
+"""The logic behind `lmech fit scaling` and `lmech fit curve`: CSV in, JSON-ready dict and PNG out.
+
+One job: read a user's CSV, validate it with one-line `InputError`s (file,
+column, row), call the theory fitters, and shape the result for printing or
+plotting.  It ignores argument parsing (the CLI wires these functions into
+typer) and does no fitting of its own.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from lmech.errors import InputError
+from lmech.theory.scaling_law import compute_optimal_allocation, fit_power_law, fit_scaling_law
+
+__all__ = ["curve_figure", "fit_curve_csv", "fit_scaling_csv", "read_columns", "scaling_figure"]
+
+
+def read_columns(path: str | Path, columns: Sequence[str]) -> dict[str, np.ndarray]:
+    """Read the named columns of a CSV with a header row as positive float64 arrays.
+
+    Raises ``InputError`` (one line) for a missing file, an empty file, a
+    missing column (listing the available ones), or a cell that is empty,
+    non-numeric, non-finite or ``<= 0`` (naming column and data row, 1-based).
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"file not found: {p}")
+    with p.open(newline="") as fh:
+        reader = csv.DictReader(fh)
+        header = [h.strip() for h in (reader.fieldnames or [])]
+        if not header:
+            raise InputError(f"{p} is empty (expected a header row)")
+        missing = [c for c in columns if c not in header]
+        if missing:
+            raise InputError(f"column '{missing[0]}' not found in {p}; available: {', '.join(header)}")
+        reader.fieldnames = header
+        out: dict[str, list[float]] = {c: [] for c in columns}
+        for i, row in enumerate(reader, start=1):
+            for c in columns:
+                raw = (row.get(c) or "").strip()
+                try:
+                    v = float(raw)
+                except ValueError:
+                    raise InputError(f"column '{c}' row {i}: {raw!r} is not a number") from None
+                if not math.isfinite(v) or v <= 0:
+                    raise InputError(f"column '{c}' row {i}: value {raw} must be finite and > 0")
+                out[c].append(v)
+    return {c: np.asarray(v, dtype=np.float64) for c, v in out.items()}
+
+
+def _interval_dict(intervals: dict[str, tuple[float, float]]) -> dict[str, list[float]]:
+    return {k: [float(lo), float(hi)] for k, (lo, hi) in intervals.items()}
+
+
+def _allocation_rows(fit, budgets: Sequence[float]) -> list[dict[str, float | None]]:
+    if not budgets:
+        return []
+    for b in budgets:
+        if not (math.isfinite(b) and b > 0):
+            raise InputError(f"budget {b} must be finite and > 0 (FLOPs)")
+    alloc = compute_optimal_allocation(fit, np.asarray(budgets, dtype=np.float64))
+    rows = []
+    for i, c in enumerate(alloc.compute):
+        def bound(arr, j):
+            return None if arr is None else float(arr[i, j])
+
+        rows.append({"budget": float(c), "N_opt": float(alloc.n_opt[i]), "N_lo": bound(alloc.n_interval, 0),
+                     "N_hi": bound(alloc.n_interval, 1), "D_opt": float(alloc.d_opt[i]),
+                     "D_lo": bound(alloc.d_interval, 0), "D_hi": bound(alloc.d_interval, 1),
+                     "loss": float(alloc.loss[i])})
+    return rows
+
+
+def fit_scaling_csv(
+    path: str | Path,
+    n_col: str = "N",
+    d_col: str = "D",
+    loss_col: str = "loss",
+    budgets: Sequence[float] = (),
+    *,
+    bootstrap: int = 100,
+    level: float = 0.95,
+    seed: int = 0,
+) -> dict:
+    """Fit ``L = E + A/N^alpha + B/D^beta`` to a CSV and allocate compute budgets.
+
+    Returns a JSON-ready dict: ``E, A, B, alpha, beta`` (floats),
+    ``intervals`` ``{name: [lo, hi]}`` (bootstrap, at ``level``),
+    ``allocation`` (one ``{budget, N_opt, N_lo, N_hi, D_opt, D_lo, D_hi, loss}``
+    per budget in FLOPs, under ``C = 6 N D``), ``n_points``, ``level``.
+
+    Raises ``InputError`` for bad files/columns/values and
+    ``NotIdentifiableError`` (an ``InputError``) when the data cannot
+    identify the law (see ``lmech.theory.scaling_law.fit_scaling_law``).
+    """
+    cols = read_columns(path, [n_col, d_col, loss_col])
+    fit = fit_scaling_law(cols[n_col], cols[d_col], cols[loss_col], bootstrap=bootstrap, level=level, seed=seed)
+    return {"E": fit.E, "A": fit.A, "B": fit.B, "alpha": fit.alpha, "beta": fit.beta,
+            "intervals": _interval_dict(fit.intervals), "allocation": _allocation_rows(fit, list(budgets)),
+            "n_points": fit.n_points, "level": level}
+
+
+def fit_curve_csv(
+    path: str | Path,
+    x: str,
+    y: str,
+    at: Sequence[float] | float = (),
+    *,
+    bootstrap: int = 100,
+    level: float = 0.95,
+    seed: int = 0,
+) -> dict:
+    """Fit ``L(x) = E + A x^-alpha`` to two CSV columns and forecast at ``at``.
+
+    Returns a JSON-ready dict: ``E, A, alpha``, ``intervals``,
+    ``forecast`` (one ``{x, loss, lo, hi}`` per point of ``at``; ``lo``/``hi``
+    None without bootstrap), ``n_points``, ``level``.
+
+    Raises as ``fit_scaling_csv``.
+    """
+    cols = read_columns(path, [x, y])
+    fit = fit_power_law(cols[x], cols[y], bootstrap=bootstrap, level=level, seed=seed)
+    points = [float(a) for a in np.atleast_1d(np.asarray(at, dtype=np.float64))]
+    forecast = []
+    if points:
+        fc = fit.forecast(points)
+        for i, xv in enumerate(points):
+            lo, hi = float(fc.lo[i]), float(fc.hi[i])
+            forecast.append({"x": xv, "loss": float(fc.point[i]), "lo": None if math.isnan(lo) else lo,
+                             "hi": None if math.isnan(hi) else hi})
+    return {"E": fit.E, "A": fit.A, "alpha": fit.alpha, "intervals": _interval_dict(fit.intervals),
+            "forecast": forecast, "n_points": fit.n_points, "level": level}
+
+
+def _save(fig: Figure, out: str | Path) -> Path:
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    FigureCanvasAgg(fig)
+    fig.savefig(out, dpi=110)
+    return out
+
+
+def scaling_figure(
+    path: str | Path,
+    out: str | Path,
+    result: dict,
+    n_col: str = "N",
+    d_col: str = "D",
+    loss_col: str = "loss",
+) -> Path:
+    """PNG of loss vs compute ``6 N D``: the runs (coloured by N), the fitted compute-optimal frontier
+    extended to the largest budget in ``result["allocation"]``, and the budgets' predicted loss with
+    their N intervals. ``result`` is the dict from ``fit_scaling_csv``. Returns the PNG path."""
+    cols = read_columns(path, [n_col, d_col, loss_col])
+    compute = 6.0 * cols[n_col] * cols[d_col]
+    budgets = [row["budget"] for row in result["allocation"]]
+    c_grid = np.logspace(np.log10(compute.min()), np.log10(max([compute.max(), *budgets])), 200)
+    e, a, b, al, be = (result[k] for k in ("E", "A", "B", "alpha", "beta"))
+    g = (al * a / (be * b)) ** (1.0 / (al + be))
+    n_opt = g * (c_grid / 6) ** (be / (al + be))
+    d_opt = (c_grid / 6) ** (al / (al + be)) / g
+    fig = Figure(figsize=(6.4, 4.4))
+    ax = fig.add_subplot()
+    sc = ax.scatter(compute, cols[loss_col], c=np.log10(cols[n_col]), s=14, cmap="viridis", label="runs")
+    fig.colorbar(sc, ax=ax, label=f"log10 {n_col}")
+    ax.plot(c_grid, e + a / n_opt**al + b / d_opt**be, "k-", lw=1.5, label="fit: compute-optimal frontier")
+    for row in result["allocation"]:
+        ax.plot([row["budget"]], [row["loss"]], "r*", ms=11)
+        ax.annotate(f"N={row['N_opt']:.2g}", (row["budget"], row["loss"]), textcoords="offset points",
+                    xytext=(4, 6), fontsize=8)
+    ax.axhline(e, color="grey", ls=":", lw=1, label=f"E = {e:.3g}")
+    ax.set_xscale("log")
+    ax.set_xlabel("compute C = 6 N D (FLOPs)")
+    ax.set_ylabel(loss_col)
+    ax.set_title(f"L = E + A/N^{al:.2f} + B/D^{be:.2f}")
+    ax.legend(fontsize=8)
+    return _save(fig, out)
+
+
+def curve_figure(path: str | Path, out: str | Path, result: dict, x: str, y: str) -> Path:
+    """PNG of the curve data, the fitted ``E + A x^-alpha`` extended to the forecast points, and the
+    forecasts with their bootstrap intervals. ``result`` is the dict from ``fit_curve_csv``."""
+    cols = read_columns(path, [x, y])
+    far = [row["x"] for row in result["forecast"]]
+    grid = np.logspace(np.log10(cols[x].min()), np.log10(max([cols[x].max(), *far])), 200)
+    fig = Figure(figsize=(6.4, 4.4))
+    ax = fig.add_subplot()
+    ax.plot(cols[x], cols[y], "o", ms=3, label="data")
+    ax.plot(grid, result["E"] + result["A"] * grid ** (-result["alpha"]), "k-", lw=1.5,
+            label=f"fit: {result['E']:.3g} + {result['A']:.3g} x^-{result['alpha']:.3f}")
+    for row in result["forecast"]:
+        if row["lo"] is not None:
+            ax.errorbar([row["x"]], [row["loss"]], yerr=[[row["loss"] - row["lo"]], [row["hi"] - row["loss"]]],
+                        fmt="r*", ms=10, capsize=3)
+        else:
+            ax.plot([row["x"]], [row["loss"]], "r*", ms=10)
+    ax.axhline(result["E"], color="grey", ls=":", lw=1, label="E (asymptote)")
+    ax.set_xscale("log")
+    ax.set_xlabel(x)
+    ax.set_ylabel(y)
+    ax.legend(fontsize=8)
+    return _save(fig, out)
