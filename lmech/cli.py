@@ -23,8 +23,13 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 fit_app = typer.Typer(no_args_is_help=True, help="Fit scaling laws and learning curves from a CSV.")
 app.add_typer(fit_app, name="fit")
 
-stderr = Console(stderr=True)
-stdout = Console()
+# Wide consoles when piped, so tables and lines are not folded at 80 columns.
+stderr = Console(stderr=True) if sys.stderr.isatty() else Console(stderr=True, width=160)
+stdout = Console() if sys.stdout.isatty() else Console(width=160)
+
+
+def _error_line(message: str) -> None:
+    sys.stderr.write(f"error: {message}\n")
 
 RunsDir = Annotated[Path, typer.Option("--runs", help="store directory")]
 JsonFlag = Annotated[bool, typer.Option("--json", help="print one JSON object on stdout")]
@@ -47,11 +52,11 @@ def _user_errors():
     try:
         yield
     except ValidationError as error:
-        stderr.print(f"error: {_validation_line(error)}", markup=False, highlight=False)
+        _error_line(_validation_line(error))
         raise typer.Exit(2) from None
     except (InputError, ValueError, FileNotFoundError, IsADirectoryError, yaml.YAMLError) as error:
         message = str(error).splitlines()[0] if str(error) else type(error).__name__
-        stderr.print(f"error: {message}", markup=False, highlight=False)
+        _error_line(message)
         raise typer.Exit(2) from None
 
 

@@ -1,0 +1,5 @@
+"""Shared test set-up: one torch thread (the machine is shared; two threads collapse under load)."""
+
+import torch
+
+torch.set_num_threads(1)
