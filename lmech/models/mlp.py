@@ -126,14 +126,14 @@ def forward(
     last = len(plan.layers) - 1
     for index, layer in enumerate(plan.layers):
         weight = params[f"W{index}"]
-        if h.dim() == 2:
-            z = torch.matmul(h, weight)  # (N, D) @ (K, D, H) -> (K, N, H)
+        if h.dim() == 3 and plan.bias and layer.multiplier == 1.0:
+            z = torch.baddbmm(params[f"b{index}"], h, weight)  # fused bias add
         else:
-            z = torch.bmm(h, weight)
-        if layer.multiplier != 1.0:
-            z = z * layer.multiplier
-        if plan.bias:
-            z = z + params[f"b{index}"]
+            z = torch.matmul(h, weight)  # (N, D) @ (K, D, H) or (K, N, D) @ (K, D, H) -> (K, N, H)
+            if layer.multiplier != 1.0:
+                z = z * layer.multiplier
+            if plan.bias:
+                z = z + params[f"b{index}"]
         h = z if index == last else _activate(z, plan.activation)
     if output_multiplier is not None:
         h = h * output_multiplier.view(-1, 1, 1)

@@ -64,3 +64,13 @@ def _every(n):
     from lmech.spec import ObserveSpec
 
     return ObserveSpec(every=n)
+
+
+@pytest.mark.parametrize("batch_size", [None, 16])
+def test_chunked_step_equals_one_stacked_step(batch_size):
+    specs = _specs("sgd", batch_size)
+    whole = train_ensemble(specs, chunk_bytes=1 << 40)
+    one_at_a_time = train_ensemble(specs, chunk_bytes=1)
+    for a, b in zip(whole, one_at_a_time):
+        for name in a.final_params:
+            assert torch.allclose(a.final_params[name], b.final_params[name], rtol=1e-5, atol=1e-6), name
