@@ -282,6 +282,75 @@ def report(
     stdout.print(f"report: {page}")
 
 
+@fit_app.command("scaling")
+def fit_scaling(
+    csv: Annotated[Path, typer.Argument(help="CSV with model size, data size and loss columns")],
+    n_col: Annotated[str, typer.Option("--n-col", help="parameter-count column")] = "N",
+    d_col: Annotated[str, typer.Option("--d-col", help="data-size column")] = "D",
+    loss_col: Annotated[str, typer.Option("--loss-col", help="loss column")] = "loss",
+    budget: Annotated[Optional[list[float]], typer.Option("--budget", help="compute budget C = 6ND (repeatable)")] = None,
+    bootstrap: Annotated[int, typer.Option(help="bootstrap resamples for the intervals")] = 100,
+    figure: Annotated[Path, typer.Option("--figure", help="PNG to write")] = Path("lmech-report/scaling-fit.png"),
+    as_json: JsonFlag = False,
+):
+    """Fit L = E + A/N^alpha + B/D^beta (Chinchilla approach 3) with bootstrap intervals and allocate budgets."""
+    from lmech.report.fit_commands import fit_scaling_csv, scaling_figure
+
+    with _user_errors():
+        result = fit_scaling_csv(csv, n_col, d_col, loss_col, budget or [], bootstrap=bootstrap)
+        result["figure"] = str(scaling_figure(csv, figure, result, n_col, d_col, loss_col))
+    if as_json:
+        _emit_json(result)
+        return
+    from rich.table import Table
+
+    table = Table(title=f"L = E + A/N^alpha + B/D^beta  ({result['n_points']} points, "
+                        f"{int(100 * result['level'])}% bootstrap intervals)")
+    for column in ("parameter", "estimate", "interval"):
+        table.add_column(column)
+    for name in ("E", "A", "B", "alpha", "beta"):
+        lo, hi = result["intervals"][name]
+        table.add_row(name, f"{result[name]:.4g}", f"[{lo:.4g}, {hi:.4g}]")
+    stdout.print(table)
+    if result["allocation"]:
+        allocation = Table(title="compute-optimal allocation (C = 6 N D)")
+        for column in ("budget C", "N_opt", "N interval", "D_opt", "D interval", "predicted loss"):
+            allocation.add_column(column)
+        for row in result["allocation"]:
+            allocation.add_row(f"{row['budget']:.3g}", f"{row['N_opt']:.3g}", f"[{row['N_lo']:.3g}, {row['N_hi']:.3g}]",
+                               f"{row['D_opt']:.3g}", f"[{row['D_lo']:.3g}, {row['D_hi']:.3g}]", f"{row['loss']:.4g}")
+        stdout.print(allocation)
+    stdout.print(f"figure: {result['figure']}")
+
+
+@fit_app.command("curve")
+def fit_curve(
+    csv: Annotated[Path, typer.Argument(help="CSV with a step/compute column and a loss column")],
+    x: Annotated[str, typer.Option("--x", help="x column (steps, tokens, compute)")] = "step",
+    y: Annotated[str, typer.Option("--y", help="loss column")] = "loss",
+    at: Annotated[Optional[list[float]], typer.Option("--at", help="x to forecast at (repeatable)")] = None,
+    bootstrap: Annotated[int, typer.Option(help="bootstrap resamples for the intervals")] = 100,
+    figure: Annotated[Path, typer.Option("--figure", help="PNG to write")] = Path("lmech-report/curve-fit.png"),
+    as_json: JsonFlag = False,
+):
+    """Fit L(x) = E + A x^-alpha to a learning curve and forecast it with an interval."""
+    from lmech.report.fit_commands import curve_figure, fit_curve_csv
+
+    with _user_errors():
+        result = fit_curve_csv(csv, x, y, at or [], bootstrap=bootstrap)
+        result["figure"] = str(curve_figure(csv, figure, result, x, y))
+    if as_json:
+        _emit_json(result)
+        return
+    intervals = result["intervals"]
+    stdout.print(f"L(x) = E + A x^-alpha with E = {result['E']:.4g} {intervals['E']}, A = {result['A']:.4g} "
+                 f"{intervals['A']}, alpha = {result['alpha']:.4g} {intervals['alpha']} ({result['n_points']} points)")
+    for row in result["forecast"]:
+        band = f"[{row['lo']:.4g}, {row['hi']:.4g}]" if row["lo"] is not None else "(no interval)"
+        stdout.print(f"forecast at {x} = {row['x']:.4g}: {y} = {row['loss']:.4g} {band}")
+    stdout.print(f"figure: {result['figure']}")
+
+
 def main() -> None:
     """Entry point. One torch thread per process by default (LMECH_THREADS overrides): the
     microcosm models are too small for intra-op threads, which collapse when another process
@@ -290,7 +359,11 @@ def main() -> None:
 
     import torch
 
-    torch.set_num_threads(int(os.environ.get("LMECH_THREADS", "1")))
+    from threadpoolctl import threadpool_limits
+
+    threads = int(os.environ.get("LMECH_THREADS", "1"))
+    torch.set_num_threads(threads)
+    threadpool_limits(threads)  # numpy/scipy BLAS too (the fitters' small problems)
     app()
 
 

@@ -3,7 +3,7 @@
 Everything else is a bug and keeps its traceback.
 """
 
-__all__ = ["InputError"]
+__all__ = ["InputError", "NotIdentifiableError"]
 
 
 class InputError(ValueError):
@@ -12,3 +12,9 @@ class InputError(ValueError):
     The message must name the problem (and the allowed values, where there are
     some) in one line.
     """
+
+
+class NotIdentifiableError(InputError):
+    """The data cannot identify the model being fitted (too few points, a degenerate design,
+    an optimum on the boundary); the message says why. Fitters raise it instead of
+    returning a wrong answer."""

@@ -16,11 +16,9 @@ import numpy as np
 from scipy.optimize import minimize
 from scipy.special import softmax
 
-from lmech.errors import InputError
+from lmech.errors import InputError, NotIdentifiableError
 
 
-class NotIdentifiableError(InputError):
-    """The data cannot identify the scaling-law parameters; the message says why."""
 
 
 @dataclass(frozen=True)

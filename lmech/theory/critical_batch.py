@@ -19,7 +19,7 @@ import numpy as np
 from jaxtyping import Float
 from scipy.optimize import least_squares
 
-from lmech.errors import InputError
+from lmech.errors import InputError, NotIdentifiableError
 
 __all__ = [
     "CriticalBatchFit",
@@ -30,8 +30,6 @@ __all__ = [
 ]
 
 
-class NotIdentifiableError(InputError):
-    """The batch-size sweep cannot identify ``S_min`` and ``B_crit``; the message says why."""
 
 
 @dataclass(frozen=True)
