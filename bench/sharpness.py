@@ -21,7 +21,7 @@ each use); density() is not used (it calls torch.eig, gone from torch 2.13).
 PyHessian is NOT a dependency of lmech. Run in a separate environment:
 
     python3.11 -m venv .venv-bench
-    .venv-bench/bin/pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
+    .venv-bench/bin/pip install torch==2.13.0
     .venv-bench/bin/pip install --no-deps -r bench/requirements-sharpness.txt
     .venv-bench/bin/pip install -e .
     .venv-bench/bin/python bench/sharpness.py [--rounds 3] [--probes 30]

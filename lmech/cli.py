@@ -213,12 +213,15 @@ def sweep(
 
 def _run_row(store, run_id: str) -> dict:
     spec, summary = store.spec(run_id), store.summary(run_id)
-    return {"run_id": run_id, "status": summary["status"], "task": spec["task"]["name"],
-            "model": f"{spec['model']['kind']} w{spec['model']['width']} d{spec['model']['depth']} "
-                     f"{spec['model']['parameterization']}",
-            "optimizer": f"{spec['optimizer']['name']} lr={spec['optimizer']['lr']:g}",
-            "seed": spec["seed"], "steps": spec["steps"],
-            "train_loss": summary["final"].get("train_loss"), "test_loss": summary["final"].get("test_loss")}
+    model, optimizer = spec.get("model") or {}, spec.get("optimizer") or {}
+    final = summary.get("final") or {}
+    return {"run_id": run_id, "status": summary.get("status", "?"),
+            "task": (spec.get("task") or {}).get("name", spec.get("name", "?")),
+            "model": f"{model['kind']} w{model['width']} d{model['depth']} {model['parameterization']}"
+                     if model else "-",
+            "optimizer": f"{optimizer['name']} lr={optimizer['lr']:g}" if optimizer else "-",
+            "seed": spec.get("seed", "-"), "steps": spec.get("steps", summary.get("steps", "-")),
+            "train_loss": final.get("train_loss"), "test_loss": final.get("test_loss")}
 
 
 def _runs_table(rows: list[dict]):

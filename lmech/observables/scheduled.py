@@ -28,8 +28,9 @@ def scheduled_sharpness(state: TrainState, k: int = 1, rel_tol: float = 1e-4, ma
     for member, module, loss_fn, batch in members(state):
         result = sharpness(module, loss_fn, batch, k=k, rel_tol=rel_tol, max_iter=max_iter, seed=member)
         columns.setdefault("sharpness", []).append(float(result.eigenvalues[0]))
-        for i in range(1, k):
-            columns.setdefault(f"sharpness/{i}", []).append(float(result.eigenvalues[i]))
+        for i in range(1, k):  # fewer than k values when the Krylov space closes early (e.g. H = cI)
+            value = float(result.eigenvalues[i]) if i < len(result.eigenvalues) else float("nan")
+            columns.setdefault(f"sharpness/{i}", []).append(value)
         columns.setdefault("sharpness_hvps", []).append(float(result.hvp_count))
     return _stack(columns)
 
