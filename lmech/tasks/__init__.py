@@ -11,6 +11,7 @@ from pydantic import Field
 from lmech.tasks.deep_linear import DeepLinearSpec, make_deep_linear
 from lmech.tasks.digits import DigitsSpec, make_digits
 from lmech.tasks.gaussian_regression import GaussianRegressionSpec, make_gaussian_regression
+from lmech.tasks.modular_addition import ModularAdditionSpec, make_modular_addition
 from lmech.tasks.task import LossName, Task
 from lmech.tasks.teacher_student import TeacherStudentSpec, make_teacher_student
 
@@ -21,10 +22,11 @@ _TASKS = {
     "deep_linear": (DeepLinearSpec, make_deep_linear),
     "teacher_student": (TeacherStudentSpec, make_teacher_student),
     "digits": (DigitsSpec, make_digits),
+    "modular_addition": (ModularAdditionSpec, make_modular_addition),
 }
 
 TaskSpec = Annotated[
-    Union[GaussianRegressionSpec, DeepLinearSpec, TeacherStudentSpec, DigitsSpec],
+    Union[GaussianRegressionSpec, DeepLinearSpec, TeacherStudentSpec, DigitsSpec, ModularAdditionSpec],
     Field(discriminator="name"),
 ]
 TASK_NAMES = tuple(_TASKS)
