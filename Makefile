@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/lmech atlas
+	$(BIN)/lmech atlas --fast
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2

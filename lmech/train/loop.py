@@ -20,7 +20,7 @@ from lmech.train.losses import per_member_loss
 from lmech.train.optim import MemberHyper, init_optimizer_state, optimizer_step
 from lmech.train.schedule import lr_factor
 
-__all__ = ["TrainState", "MemberResult", "train_ensemble", "build_ensemble"]
+__all__ = ["TrainState", "MemberResult", "train_ensemble", "train_run", "build_ensemble"]
 
 
 @dataclass
@@ -243,3 +243,9 @@ def train_ensemble(
         result.final_params = {n: p[k].detach().clone() for n, p in state.params.items()}
         result.seconds = seconds / len(specs)
     return results
+
+
+def train_run(spec: RunSpec, observe: Observer | None = None, observe_steps: set[int] | None = None,
+              on_step: Callable[[int], None] | None = None) -> MemberResult:
+    """Train one model: the ensemble trainer with K = 1 (the same step function)."""
+    return train_ensemble([spec], observe, observe_steps, on_step)[0]

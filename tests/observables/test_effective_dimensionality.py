@@ -1,7 +1,7 @@
 """effective_dimensionality against the closed form on known spectra."""
 
 import torch
-from _observables_reference import (Quadratic, assert_untouched, known_spectrum_matrix,
+from ._observables_reference import (Quadratic, assert_untouched, known_spectrum_matrix,
                                     quadratic_loss, snapshot)
 
 from lmech.observables.effective_dimensionality import (effective_dimensionality,

@@ -1,7 +1,7 @@
 """gradient_noise_scale on linear regression, whose per-example gradients are known exactly."""
 
 import torch
-from _observables_reference import assert_untouched, snapshot
+from ._observables_reference import assert_untouched, snapshot
 
 from lmech.observables.gradient_noise_scale import gradient_noise_scale
 

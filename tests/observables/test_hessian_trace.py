@@ -1,7 +1,7 @@
 """hessian_trace against exact traces (diagonal quadratic, explicit MLP Hessian)."""
 
 import torch
-from _observables_reference import (Quadratic, assert_untouched, ce, explicit_hessian,
+from ._observables_reference import (Quadratic, assert_untouched, ce, explicit_hessian,
                                     known_spectrum_matrix, quadratic_loss, small_mlp, snapshot)
 
 from lmech.observables.hessian_trace import hessian_trace

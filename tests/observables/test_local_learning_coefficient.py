@@ -1,7 +1,7 @@
 """local_learning_coefficient: d/2 for a regular model (linear regression at its OLS minimum)."""
 
 import torch
-from _observables_reference import assert_untouched, snapshot
+from ._observables_reference import assert_untouched, snapshot
 
 from lmech.observables.local_learning_coefficient import local_learning_coefficient
 

@@ -1,7 +1,7 @@
 """loss_barrier: zero for identical endpoints, closed form on a concave quadratic, state_dict handling."""
 
 import torch
-from _observables_reference import Quadratic, assert_untouched, snapshot
+from ._observables_reference import Quadratic, assert_untouched, snapshot
 
 from lmech.observables.loss_barrier import loss_barrier
 

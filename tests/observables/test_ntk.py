@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from _observables_reference import assert_untouched, small_mlp, snapshot
+from ._observables_reference import assert_untouched, small_mlp, snapshot
 from torch.func import functional_call
 
 from lmech.observables.ntk import kernel_alignment, kernel_distance, ntk_gram

@@ -2,7 +2,7 @@
 
 import numpy as np
 import torch
-from _observables_reference import (Quadratic, assert_untouched, ce, explicit_hessian,
+from ._observables_reference import (Quadratic, assert_untouched, ce, explicit_hessian,
                                     known_spectrum_matrix, quadratic_loss, small_mlp, snapshot)
 
 from lmech.observables.spectral_density import hessian_spectral_density

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import torch
-from _observables_reference import assert_untouched, snapshot
+from ._observables_reference import assert_untouched, snapshot
 
 from lmech.observables.weight_spectrum import fit_power_law, weight_spectrum
 
