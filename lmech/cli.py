@@ -5,8 +5,9 @@ Exit codes: 0 success, 1 a verdict or check failed, 2 bad input (one line, no tr
 
 import contextlib
 import json
-import shutil
+import os
 import sys
+import time
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -91,11 +92,20 @@ def _emit_json(obj) -> None:
     sys.stdout.write(json.dumps(obj, default=float) + "\n")
 
 
+def _atlas_store(runs: Path, prefix: str, resume: bool) -> Path:
+    """A fresh store for this atlas run (verdicts come from this run's measurements), or with
+    --resume the newest earlier one. Nothing is deleted, so concurrent runs cannot clobber each other."""
+    earlier = sorted(p for p in runs.glob(f"{prefix}-*") if p.is_dir()) if runs.is_dir() else []
+    if resume and earlier:
+        return earlier[-1]
+    return runs / f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+
+
 @app.command()
 def atlas(
     only: Annotated[Optional[list[str]], typer.Option("--only", help="run only this phenomenon (repeatable)")] = None,
     fast: Annotated[bool, typer.Option("--fast", help="small sizes: each phenomenon in <= 90 s")] = False,
-    resume: Annotated[bool, typer.Option("--resume", help="reuse runs already in the store")] = False,
+    resume: Annotated[bool, typer.Option("--resume", help="reuse the runs of the newest earlier atlas")] = False,
     runs: RunsDir = Path("lmech-runs"),
     report: Annotated[Path, typer.Option("--report", help="HTML report directory")] = Path("lmech-report"),
     workers: Annotated[int, typer.Option(help="worker processes for phenomena with several ensemble jobs")] = 2,
@@ -108,10 +118,7 @@ def atlas(
 
     with _user_errors():
         chosen = [get_phenomenon(name) for name in only] if only else list(PHENOMENA.values())
-        root = runs / ("atlas-fast" if fast else "atlas")
-        if not resume and root.exists():
-            shutil.rmtree(root)
-        store = Store(root)
+        store = Store(_atlas_store(runs, "atlas-fast" if fast else "atlas", resume))
         verdicts = []
         for phenomenon in chosen:
             with _progress(phenomenon.name, enabled=not as_json) as progress:
@@ -358,8 +365,6 @@ def main() -> None:
     """Entry point. One torch thread per process by default (LMECH_THREADS overrides): the
     microcosm models are too small for intra-op threads, which collapse when another process
     holds a core; parallelism comes from ensembles and worker processes instead."""
-    import os
-
     import torch
 
     from threadpoolctl import threadpool_limits

@@ -68,7 +68,7 @@ def _contract(j1: Tensor, j2: Tensor, mode: Mode) -> Tensor:
 
 def ntk_gram(model: torch.nn.Module, inputs1: Float[Tensor, "N ..."],
              inputs2: Float[Tensor, "N2 ..."] | None = None, *, mode: Mode = "trace",
-             chunk_size: int = 64) -> NTKGram:
+             chunk_size: int = 64, cache_floats: int = 1 << 26) -> NTKGram:
     """Empirical NTK between inputs1 and inputs2 (inputs1 with itself when None).
 
     Args:
@@ -78,13 +78,17 @@ def ntk_gram(model: torch.nn.Module, inputs1: Float[Tensor, "N ..."],
         inputs1: (N, ...) inputs.
         inputs2: (N2, ...) inputs, or None for the symmetric N x N Gram.
         mode: "trace", "diagonal" or "full" (see NTKGram).
-        chunk_size: samples per vmapped Jacobian; peak memory ~ 2 * chunk_size * C * P floats.
+        chunk_size: samples per vmapped Jacobian.
+        cache_floats: when the second set's Jacobians (N2 * C * P floats) fit, they are
+            computed once and kept (peak memory N2 * C * P floats); otherwise they are
+            recomputed for every row chunk (peak ~ 2 * chunk_size * C * P floats).
 
     Algorithm:
         vmap(jacrev) of the single-sample functional model gives per-sample
         Jacobians (chunk, C, P); Gram blocks are einsum contractions. Cost
         ~ (N + N2) * C backward passes and N * N2 * C * P multiply-adds (full mode:
-        C times more). The second set's Jacobians are recomputed per row chunk.
+        C times more). Jacobians are computed once when they fit in cache_floats
+        (the symmetric case then needs N * C backward passes), else recomputed per row chunk.
 
     Source:
         Jacot, Gabriel & Hongler (2018) "Neural tangent kernel"; empirical NTK
@@ -102,12 +106,17 @@ def ntk_gram(model: torch.nn.Module, inputs1: Float[Tensor, "N ..."],
         raise ValueError("chunk_size must be >= 1")
     symmetric = inputs2 is None
     second = inputs1 if symmetric else inputs2
+    outputs = int(model(inputs1[:1]).reshape(-1).numel())
+    size = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    cache_second = second.shape[0] * outputs * size <= cache_floats
+    second_chunks = None
+    if cache_second:  # each Jacobian computed once; symmetric: the second set is the first
+        second_chunks = list(_jacobian_chunks(model, second, chunk_size))
     rows = []
-    for i, j1 in enumerate(_jacobian_chunks(model, inputs1, chunk_size)):
-        blocks = []
-        for jj, j2 in enumerate(_jacobian_chunks(model, second, chunk_size)):
-            blocks.append(_contract(j1, j1 if symmetric and jj == i else j2, mode))
-        rows.append(torch.cat(blocks, dim=1))
+    for i, j1 in enumerate(second_chunks if symmetric and cache_second
+                           else _jacobian_chunks(model, inputs1, chunk_size)):
+        columns = second_chunks if cache_second else _jacobian_chunks(model, second, chunk_size)
+        rows.append(torch.cat([_contract(j1, j2, mode) for j2 in columns], dim=1))
     return NTKGram(torch.cat(rows, dim=0), mode)
 
 

@@ -50,7 +50,8 @@ def scheduled_preconditioned_sharpness(state: TrainState, rel_tol: float = 1e-4,
             values.append(float("nan"))
             continue
         correction = 1 - spec.beta2 ** state.step
-        diagonal = {f"weights.{name}": (v[member] / correction).sqrt() + spec.eps
+        momentum_correction = 1 - spec.beta1 ** state.step  # Cohen et al. 2022: P_t = (1 - b1^t) diag(sqrt(v_hat) + eps)
+        diagonal = {f"weights.{name}": momentum_correction * ((v[member] / correction).sqrt() + spec.eps)
                     for name, v in state.optimizer_state["exp_avg_sq"].items()}
         # The learning-rate multipliers of the parameterization scale each block's step.
         diagonal = {name: d / state.lr_multipliers.get(name.split(".", 1)[1], 1.0) for name, d in diagonal.items()}

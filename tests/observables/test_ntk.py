@@ -24,8 +24,8 @@ def _explicit_jacobian(model, x):
     return torch.autograd.functional.jacobian(f, flat)
 
 
-@pytest.mark.parametrize("chunk_size", [3, 64])
-def test_all_modes_equal_explicit_jacobian_products(chunk_size):
+@pytest.mark.parametrize("chunk_size,cache_floats", [(3, 1 << 26), (64, 1 << 26), (3, 0)])
+def test_all_modes_equal_explicit_jacobian_products(chunk_size, cache_floats):
     model, (x, _) = small_mlp(seed=0, n=10)
     x2 = torch.randn(7, 4, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     j1, j2 = _explicit_jacobian(model, x), _explicit_jacobian(model, x2)
@@ -33,7 +33,7 @@ def test_all_modes_equal_explicit_jacobian_products(chunk_size):
     refs = {"full": full_ref, "diagonal": torch.diagonal(full_ref, dim1=2, dim2=3),
             "trace": torch.einsum("nmcc->nm", full_ref)}
     for mode, ref in refs.items():
-        k = ntk_gram(model, x, x2, mode=mode, chunk_size=chunk_size).gram
+        k = ntk_gram(model, x, x2, mode=mode, chunk_size=chunk_size, cache_floats=cache_floats).gram
         # float64, same sums in a different order: relative Frobenius 1e-12
         assert k.shape == ref.shape
         assert torch.linalg.norm(k - ref) / torch.linalg.norm(ref) < 1e-12, mode
