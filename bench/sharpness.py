@@ -7,7 +7,7 @@ full-batch SGD steps (lr 0.1), all seeded.
 What is measured (per state, medians over alternating rounds, since the machine is
 shared and noisy):
   * reference: lmech sharpness on a float64 copy, residual bound 1e-12 relative;
-  * defaults: lmech `sharpness()` (Lanczos, rel_tol 1e-6) vs PyHessian
+  * defaults: lmech `sharpness()` (Lanczos, error bound rel_tol 1e-6) vs PyHessian
     `eigenvalues()` (power iteration, tol 1e-3): value, relative error, HVPs, time;
   * equal accuracy (relative error <= 1e-4): lmech with rel_tol 1e-4 vs PyHessian
     with tol tightened by 10x until it gets there (its HVP count is reported);
@@ -44,6 +44,7 @@ import sys
 import time
 
 import torch
+from threadpoolctl import threadpool_limits
 
 try:
     import pyhessian
@@ -153,7 +154,8 @@ def bench_state(name, model, batch, rounds: int, probes: int, target: float = 1e
     ref_r = sharpness(m64, torch.nn.functional.cross_entropy, (batch[0].double(), batch[1]), rel_tol=1e-12,
                       max_iter=300, seed=123)
     ref = float(ref_r.eigenvalues[0])
-    print(f"reference (float64 Lanczos, bound {float(ref_r.residual_bounds[0]) / ref:.1e} rel, "
+    print(f"reference (float64 Lanczos, error bound {float(ref_r.error_bounds[0]) / ref:.1e} rel, "
+          f"residual {float(ref_r.residual_bounds[0]) / ref:.1e} rel, "
           f"{ref_r.hvp_count} HVPs, {time.perf_counter() - t:.1f} s): {ref:.10g}")
     err = (lambda v: abs(v - ref) / abs(ref))
 
@@ -211,7 +213,10 @@ def main() -> None:
     ap.add_argument("--probes", type=int, default=30)
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--lr", type=float, default=0.1)
+    ap.add_argument("--threads", type=int, default=1, help="torch and BLAS threads (shared machine: 1)")
     args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    threadpool_limits(args.threads)
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, pyhessian {getattr(pyhessian, '__version__', '0.1')}")
     batch = digits()
     model = mlp(seed=0)

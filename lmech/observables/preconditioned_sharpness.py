@@ -28,12 +28,15 @@ class PreconditionedSharpness(JsonResult):
         eigenvalues: (k,) float64, descending; units of loss per (parameter unit^2
             * preconditioner unit), i.e. compare with 2/lr-type thresholds.
         residual_bounds: (k,) float64 residual bounds in the symmetric form.
+        error_bounds: (k,) float64 min(residual, residual^2 / gap) error
+            estimates, as in `Sharpness`.
         hvp_count: Hessian-vector products used.
-        converged: every value met residual <= rel_tol * |value|.
+        converged: every value met error_bound <= rel_tol * |value|.
     """
 
     eigenvalues: Float[Tensor, " k"]
     residual_bounds: Float[Tensor, " k"]
+    error_bounds: Float[Tensor, " k"]
     hvp_count: int
     converged: bool
 
@@ -97,8 +100,8 @@ def preconditioned_sharpness(model: torch.nn.Module, loss_fn: Callable[[Tensor, 
 
     Algorithm:
         Lanczos on the symmetric S = P^{-1/2} H P^{-1/2} (same eigenvalues as
-        P^{-1} H, which is similar to S), one HVP per step; same residual-bound
-        stopping rule as `sharpness`.
+        P^{-1} H, which is similar to S), one HVP per step; same error-bound
+        stopping rule as `sharpness` (min(r, r^2 / gap) <= rel_tol |theta|).
 
     Source:
         Cohen et al. (2022) "Adaptive gradient methods at the edge of
@@ -125,4 +128,5 @@ def preconditioned_sharpness(model: torch.nn.Module, loss_fn: Callable[[Tensor, 
                      dtype=torch.float64).to(op.theta.dtype)
     run, top = top_eigenpairs(matvec, v0, k, rel_tol, max_iter)
     return PreconditionedSharpness(torch.as_tensor(run.ritz_values[top].copy()),
-                                   torch.as_tensor(run.residuals[top].copy()), run.steps, run.converged)
+                                   torch.as_tensor(run.residuals[top].copy()),
+                                   torch.as_tensor(run.error_bounds[top].copy()), run.steps, run.converged)

@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from _observables_reference import assert_untouched, ce, explicit_hessian, small_mlp, snapshot
+from ._observables_reference import assert_untouched, ce, explicit_hessian, small_mlp, snapshot
 
 from lmech.observables._hvp import param_layout, unflatten_params
 from lmech.observables.preconditioned_sharpness import adam_preconditioner, preconditioned_sharpness
@@ -74,4 +74,4 @@ def test_untouched():
     before = snapshot(model)
     r = preconditioned_sharpness(model, ce, batch, d)
     assert_untouched(model, before)
-    assert set(r.to_json()) == {"eigenvalues", "residual_bounds", "hvp_count", "converged"}
+    assert set(r.to_json()) == {"eigenvalues", "residual_bounds", "error_bounds", "hvp_count", "converged"}

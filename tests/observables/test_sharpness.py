@@ -1,11 +1,15 @@
 """sharpness and the HVP/Lanczos helpers against explicit Hessians and known spectra."""
 
+import math
+
+import numpy as np
 import pytest
 import torch
-from _observables_reference import (Quadratic, assert_untouched, ce, explicit_hessian,
+from ._observables_reference import (Quadratic, assert_untouched, ce, explicit_hessian,
                                     known_spectrum_matrix, quadratic_loss, small_mlp, snapshot)
 
 from lmech.observables._hvp import flatten_params, make_hvp, param_layout, unflatten_params
+from lmech.observables._lanczos import lanczos, ritz_error_bounds
 from lmech.observables.sharpness import sharpness
 
 
@@ -96,7 +100,7 @@ def test_model_untouched_seeded_and_json():
     assert_untouched(model, before)
     assert torch.equal(r1.eigenvalues, r2.eigenvalues)
     j = r1.to_json()
-    assert set(j) == {"eigenvalues", "residual_bounds", "hvp_count", "converged", "loss"}
+    assert set(j) == {"eigenvalues", "residual_bounds", "error_bounds", "hvp_count", "converged", "loss"}
     assert len(j["eigenvalues"]) == 2 and isinstance(j["hvp_count"], int)
 
 
@@ -109,3 +113,70 @@ def test_buffers_not_modified_by_batchnorm_in_train_mode():
     before = snapshot(model)
     sharpness(model, ce, (x, y), k=1)
     assert_untouched(model, before)
+
+
+def test_kato_temple_bound_is_exact_for_two_by_two():
+    """y = cos(phi) e1 + sin(phi) e2 on diag(l1, l2): l1 - theta = r^2 / (theta - l2) exactly."""
+    l1, l2, phi = 3.0, 1.0, 0.3
+    theta = l1 * math.cos(phi) ** 2 + l2 * math.sin(phi) ** 2
+    r = abs(l1 - l2) * abs(math.sin(phi) * math.cos(phi))  # ||A y - theta y|| in closed form
+    bounds = ritz_error_bounds(np.array([l2, theta]), np.array([0.0, r]))
+    # closed form, float64 rounding only
+    assert abs(bounds[1] - (l1 - theta)) < 1e-12
+    assert bounds[1] < r  # the quadratic bound is the tighter one here
+    # failure mode (negative control): a gap overestimated by a hidden eigenvalue under-bounds the error
+    hidden = ritz_error_bounds(np.array([l2 - 1.0, theta]), np.array([0.0, r]))
+    assert hidden[1] < l1 - theta - 1e-3
+
+
+def test_error_bounds_fall_back_to_residual():
+    # one Ritz value: no gap known
+    assert ritz_error_bounds(np.array([2.0]), np.array([0.5]))[0] == 0.5
+    # overlapping residual intervals (cluster): gap <= 0, residual bound kept
+    b = ritz_error_bounds(np.array([1.0, 1.1]), np.array([0.2, 0.2]))
+    assert np.array_equal(b, np.array([0.2, 0.2]))
+    # an invariant subspace (residual 0) is exact
+    assert np.array_equal(ritz_error_bounds(np.array([1.0, 2.0]), np.zeros(2)), np.zeros(2))
+
+
+@pytest.mark.parametrize("rel_tol", [1e-3, 1e-4, 1e-6, 1e-8])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_realised_error_within_requested_tolerance(rel_tol, seed):
+    """The error-bound rule stops early, but the realised error never exceeds what was asked."""
+    model, batch = small_mlp(seed=seed)
+    ref = torch.linalg.eigvalsh(explicit_hessian(model, ce, batch)).flip(0)[:3]
+    qmodel, qbatch, lam = _quadratic([5.0, 3.0, 2.0, 1.0, 0.5, -1.0, 0.1, 0.2], seed=seed)
+    for r, truth in ((sharpness(model, ce, batch, k=3, rel_tol=rel_tol, seed=seed), ref),
+                     (sharpness(qmodel, quadratic_loss, qbatch, k=2, rel_tol=rel_tol, seed=seed), lam[:2])):
+        assert r.converged
+        err = torch.abs(r.eigenvalues - truth)
+        # the requested relative accuracy, plus float64 rounding of the explicit reference
+        assert torch.all(err <= rel_tol * truth.abs() + 1e-13)
+        assert torch.all(r.error_bounds <= r.residual_bounds)
+        assert torch.all(r.error_bounds <= rel_tol * r.eigenvalues.abs())
+
+
+def test_error_rule_saves_hvps_over_residual_rule():
+    """At equal requested tolerance the quadratic bound needs fewer Lanczos steps than the residual."""
+    model, batch = small_mlp(seed=0, width=12)
+    ref = torch.linalg.eigvalsh(explicit_hessian(model, ce, batch))[-1].item()
+    op = make_hvp(model, ce, batch)
+    v0 = torch.randn(op.layout.size, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    tol = 1e-6
+    residual_run = lanczos(op.matvec, v0, 100, lambda th, res: res[-1] <= tol * abs(th[-1]))
+    r = sharpness(model, ce, batch, k=1, rel_tol=tol, seed=0)
+    assert residual_run.converged and r.converged
+    assert r.hvp_count < residual_run.steps
+    assert abs(r.eigenvalues[0].item() - ref) <= tol * abs(ref)  # still meets the tolerance
+
+
+def test_unresolved_cluster_is_the_documented_failure_mode():
+    """Eigenvalues 3.0 and 2.9 closer than the residual: the gap estimate misses 2.9, the second
+    value stops inside the cluster (error > rel_tol), but the rigorous residual bound still holds."""
+    lam = torch.tensor([5.0, 3.0, 2.9, 2.0, 1.0, 0.5, -1.0, 0.1, 0.2, 0.05], dtype=torch.float64)
+    model = Quadratic(torch.zeros(len(lam), dtype=torch.float64))
+    batch = (torch.zeros(1), known_spectrum_matrix(lam, 1))
+    r = sharpness(model, quadratic_loss, batch, k=2, rel_tol=1e-3, seed=1)
+    assert r.converged and abs(r.eigenvalues[1].item() - 3.0) > 1e-3 * 3.0  # fooled, as documented
+    for theta, bound in zip(r.eigenvalues, r.residual_bounds):
+        assert torch.min(torch.abs(lam - theta)) <= bound + 1e-12  # the theorem still holds
