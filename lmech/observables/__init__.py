@@ -20,6 +20,7 @@ from lmech.observables.loss import loss
 from lmech.observables.mode_strength import mode_strength
 from lmech.observables.param_norm import param_norm
 from lmech.observables.relative_update import relative_update
+from lmech.observables.scheduled_noise_scale import scheduled_gradient_noise_scale
 from lmech.observables.scheduled import (
     scheduled_hessian_trace,
     scheduled_preconditioned_sharpness,
@@ -56,6 +57,8 @@ OBSERVABLES: dict[str, Observable] = {o.name: o for o in (
                "K x num_probes HVPs"),
     Observable("mode_strength", mode_strength, "mode_strength/<r>", "one product of layer matrices"),
     Observable("activation_scale", activation_scale, "activation_scale/<layer>", "1 forward pass"),
+    Observable("gradient_noise_scale", scheduled_gradient_noise_scale, "b_simple, grad_norm_sq, trace_sigma",
+               "K x num_pairs x (small_batch + big_batch) per-example gradients"),
 )}
 
 
