@@ -9,7 +9,7 @@ Adding one: a file with one public function, plus one row in OBSERVABLES.
 """
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from lmech.errors import InputError
 from lmech.observables.accuracy import accuracy
@@ -40,6 +40,7 @@ class Observable:
     function: Callable
     columns: str
     cost: str
+    example: dict = field(default_factory=dict)  # run-spec fields of a run it applies to (contract suite)
 
 
 OBSERVABLES: dict[str, Observable] = {o.name: o for o in (
@@ -48,14 +49,18 @@ OBSERVABLES: dict[str, Observable] = {o.name: o for o in (
     Observable("param_norm", param_norm, "param_norm/<param>, param_norm/total", "O(P)"),
     Observable("grad_norm", grad_norm, "grad_norm", "1 forward + backward"),
     Observable("relative_update", relative_update, "relative_update/<param>", "O(P)"),
-    Observable("coefficient_error", coefficient_error, "coefficient_error", "O(K P)"),
+    Observable("coefficient_error", coefficient_error, "coefficient_error", "O(K P)",
+               {"task": {"name": "gaussian_regression", "input_dim": 6},
+                "model": {"depth": 0, "activation": "linear", "bias": False}}),
     Observable("sharpness", scheduled_sharpness, "sharpness, sharpness/<i>, sharpness_hvps",
                "K Lanczos runs, ~20 HVPs each"),
     Observable("preconditioned_sharpness", scheduled_preconditioned_sharpness, "preconditioned_sharpness",
-               "K Lanczos runs on P^-1/2 H P^-1/2"),
+               "K Lanczos runs on P^-1/2 H P^-1/2", {"optimizer": {"name": "adam", "lr": 0.001}}),
     Observable("hessian_trace", scheduled_hessian_trace, "hessian_trace, hessian_trace_se",
                "K x num_probes HVPs"),
-    Observable("mode_strength", mode_strength, "mode_strength/<r>", "one product of layer matrices"),
+    Observable("mode_strength", mode_strength, "mode_strength/<r>", "one product of layer matrices",
+               {"task": {"name": "deep_linear"},
+                "model": {"kind": "deep_linear", "activation": "linear", "bias": False, "depth": 1}}),
     Observable("activation_scale", activation_scale, "activation_scale/<layer>", "1 forward pass"),
     Observable("gradient_noise_scale", scheduled_gradient_noise_scale, "b_simple, grad_norm_sq, trace_sigma",
                "K x num_pairs x (small_batch + big_batch) per-example gradients"),

@@ -13,9 +13,15 @@ from lmech.observables._member import members
 from lmech.observables.hessian_trace import hessian_trace
 from lmech.observables.preconditioned_sharpness import preconditioned_sharpness
 from lmech.observables.sharpness import sharpness
+from lmech.seeding import child_seed
 from lmech.train.loop import TrainState
 
 __all__ = ["scheduled_sharpness", "scheduled_preconditioned_sharpness", "scheduled_hessian_trace"]
+
+
+def _seed(state: TrainState, member: int, purpose: str) -> int:
+    """Probe seed from the run's own seed and the step: the same alone or inside any ensemble."""
+    return child_seed(state.specs[member].seed, f"{purpose}@{state.step}") % (1 << 31)
 
 
 def _stack(columns: dict[str, list[float]]) -> dict[str, Tensor]:
@@ -26,7 +32,8 @@ def scheduled_sharpness(state: TrainState, k: int = 1, rel_tol: float = 1e-4, ma
     """sharpness (top eigenvalue), sharpness/<i> for i < k, sharpness_hvps: per member (K,)."""
     columns: dict[str, list[float]] = {}
     for member, module, loss_fn, batch in members(state):
-        result = sharpness(module, loss_fn, batch, k=k, rel_tol=rel_tol, max_iter=max_iter, seed=member)
+        result = sharpness(module, loss_fn, batch, k=k, rel_tol=rel_tol, max_iter=max_iter,
+                           seed=_seed(state, member, "sharpness"))
         columns.setdefault("sharpness", []).append(float(result.eigenvalues[0]))
         for i in range(1, k):  # fewer than k values when the Krylov space closes early (e.g. H = cI)
             value = float(result.eigenvalues[i]) if i < len(result.eigenvalues) else float("nan")
@@ -56,7 +63,7 @@ def scheduled_preconditioned_sharpness(state: TrainState, rel_tol: float = 1e-4,
         # The learning-rate multipliers of the parameterization scale each block's step.
         diagonal = {name: d / state.lr_multipliers.get(name.split(".", 1)[1], 1.0) for name, d in diagonal.items()}
         result = preconditioned_sharpness(module, loss_fn, batch, diagonal, rel_tol=rel_tol,
-                                          max_iter=max_iter, seed=member)
+                                          max_iter=max_iter, seed=_seed(state, member, "preconditioned_sharpness"))
         values.append(float(result.eigenvalues[0]))
     return {"preconditioned_sharpness": torch.tensor(values, dtype=torch.float64)}
 
@@ -65,7 +72,8 @@ def scheduled_hessian_trace(state: TrainState, num_probes: int = 20) -> dict[str
     """hessian_trace and hessian_trace_se (K,): Hutchinson estimate and its standard error."""
     columns: dict[str, list[float]] = {}
     for member, module, loss_fn, batch in members(state):
-        result = hessian_trace(module, loss_fn, batch, num_probes=num_probes, seed=member)
+        result = hessian_trace(module, loss_fn, batch, num_probes=num_probes,
+                              seed=_seed(state, member, "hessian_trace"))
         columns.setdefault("hessian_trace", []).append(result.estimate)
         columns.setdefault("hessian_trace_se", []).append(result.standard_error)
     return _stack(columns)
