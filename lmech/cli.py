@@ -361,6 +361,48 @@ def fit_curve(
     stdout.print(f"figure: {result['figure']}")
 
 
+@fit_app.command("noise-scale")
+def fit_noise_scale(
+    model: Annotated[str, typer.Option("--model", help="factory returning an nn.Module: pkg.module:function")],
+    task: Annotated[Optional[str], typer.Option("--task", help="a built-in task's training set (e.g. digits)")] = None,
+    data: Annotated[Optional[str], typer.Option("--data", help="function returning (inputs, targets): pkg.module:function")] = None,
+    weights: Annotated[Optional[Path], typer.Option("--weights", help="state dict saved with torch.save")] = None,
+    loss: Annotated[Optional[str], typer.Option("--loss", help="cross_entropy | mse (default: from the targets)")] = None,
+    pairs: Annotated[int, typer.Option("--pairs", help="(small, big) batch pairs")] = 32,
+    seed: Annotated[int, typer.Option("--seed", help="seed of the batch draws")] = 0,
+    as_json: JsonFlag = False,
+):
+    """Gradient noise scale B_simple of your model on your data, and the critical batch it forecasts."""
+    from lmech.observables.critical_batch_forecast import critical_batch_forecast
+    from lmech.report.user_code import load_data, load_model, task_data
+    from lmech.train.losses import loss_function
+
+    with _user_errors():
+        if (task is None) == (data is None):
+            raise InputError("give exactly one of --task NAME or --data pkg.module:function")
+        inputs, targets = task_data(task) if task is not None else load_data(data)
+        name = loss or ("mse" if targets.is_floating_point() else "cross_entropy")
+        if name not in ("cross_entropy", "mse"):
+            raise InputError(f"--loss must be cross_entropy or mse, got '{name}'")
+        if name == "cross_entropy" and targets.is_floating_point():
+            raise InputError("--loss cross_entropy needs integer class targets; these are floats")
+        net = load_model(model, weights)
+        try:
+            result = critical_batch_forecast(net, loss_function(name), (inputs, targets), num_pairs=pairs, seed=seed)
+        except RuntimeError as error:  # shape mismatches between the model and the data
+            raise InputError(f"the model cannot run on this data: {str(error).splitlines()[0]}") from None
+    if as_json:
+        _emit_json(result.to_json())
+        return
+    stdout.print(f"B_simple = {result.b_simple:.4g} ± {result.b_simple_se:.2g} examples "
+                 f"(|G|^2 = {result.grad_norm_sq:.3g}, tr Sigma = {result.trace_sigma:.3g}, "
+                 f"{result.num_pairs} pairs of batches {result.small_batch}/{result.big_batch})")
+    stdout.print(f"forecast critical batch B_crit ≈ {result.b_crit:.3g} [{result.b_crit_lo:.3g}, {result.b_crit_hi:.3g}]"
+                 " (McCandlish et al. 2018; it grows as training proceeds)")
+    if not result.resolved:
+        stdout.print("warning: |G|^2 is not resolved (noise dominates): use more --pairs or a larger data set")
+
+
 def main() -> None:
     """Entry point. One torch thread per process by default (LMECH_THREADS overrides): the
     microcosm models are too small for intra-op threads, which collapse when another process
