@@ -20,7 +20,7 @@ from lmech.seeding import generator
 
 __all__ = ["ModelSpec", "ModelPlan", "plan_model", "init_params", "forward", "MemberModule"]
 
-Activation = Literal["relu", "tanh", "gelu", "linear"]
+Activation = Literal["relu", "tanh", "gelu", "linear", "square"]
 
 
 class ModelSpec(BaseModel):
@@ -109,6 +109,8 @@ def _activate(z: Tensor, activation: str) -> Tensor:
         return torch.tanh(z)
     if activation == "gelu":
         return torch.nn.functional.gelu(z)
+    if activation == "square":  # phi(z) = z^2 (Gromov 2023, grokking modular arithmetic)
+        return z * z
     return z
 
 

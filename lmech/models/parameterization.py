@@ -71,7 +71,12 @@ class LayerPlan:
 
 
 def activation_gain(activation: str) -> float:
-    """Variance-preserving gain: sqrt(2) for ReLU and GELU, 1 for tanh and linear."""
+    """Variance-preserving gain: sqrt(2) for ReLU and GELU, 1 for tanh, linear and square.
+
+    square (phi(z) = z^2) is homogeneous of degree 2, so no constant gain preserves the
+    variance at every scale; gain 1 keeps z at unit variance for unit-variance inputs
+    (then E[phi(z)^2] = 3).
+    """
     return math.sqrt(2.0) if activation in ("relu", "gelu") else 1.0
 
 

@@ -46,21 +46,22 @@ OBSERVE_EVERY = 20
 
 def _settings(fast: bool) -> dict:
     if fast:
-        return {"modulus": 23, "train_fraction": 0.8, "width": 256, "steps": 2000, "seeds": 2,
-                "init_scales": [1.0, 1.5, 2.5], "weight_decays": [1.0, 2.0], "lr": 1e-2}
-    return {"modulus": 31, "train_fraction": 0.6, "width": 256, "steps": 10000, "seeds": 4,
-            "init_scales": [1.0, 1.5, 2.0, 2.5], "weight_decays": [1.0, 1.5, 2.0], "lr": 1e-2}
+        return {"modulus": 41, "train_fraction": 0.3, "width": 128, "steps": 1000, "seeds": 2,
+                "init_scales": [1.0, 1.5, 2.0], "weight_decays": [3.0, 4.0], "lr": 1e-2}
+    return {"modulus": 41, "train_fraction": 0.3, "width": 128, "steps": 1500, "seeds": 4,
+            "init_scales": [1.0, 1.25, 1.5, 2.0], "weight_decays": [3.0, 3.5, 4.0], "lr": 1e-2}
 
 
 def runs(fast: bool) -> list[RunSpec]:
     s = _settings(fast)
-    task = ModularAdditionSpec(modulus=s["modulus"], train_fraction=s["train_fraction"])
+    task = ModularAdditionSpec(modulus=s["modulus"], train_fraction=s["train_fraction"], targets="one_hot")
     specs = []
     for init_scale in s["init_scales"]:
         for weight_decay in s["weight_decays"]:
             for seed in range(s["seeds"]):
                 specs.append(RunSpec(
-                    task=task, model=ModelSpec(width=s["width"], depth=1, activation="relu", init_scale=init_scale),
+                    task=task, model=ModelSpec(width=s["width"], depth=1, activation="square", bias=False,
+                                    init_scale=init_scale),
                     optimizer=OptimizerSpec(name="adamw", lr=s["lr"], weight_decay=weight_decay),
                     steps=s["steps"], seed=seed, observe={"accuracy": ObserveSpec(every=OBSERVE_EVERY)}))
     return specs
