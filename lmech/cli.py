@@ -403,6 +403,67 @@ def fit_noise_scale(
         stdout.print("warning: |G|^2 is not resolved (noise dominates): use more --pairs or a larger data set")
 
 
+@app.command("measure")
+def measure_command(
+    model: Annotated[str, typer.Option("--model", help="factory returning an nn.Module: pkg.module:function")],
+    observables: Annotated[str, typer.Option("--observables", help="comma-separated, e.g. sharpness,hessian_trace,ntk_gram")],
+    task: Annotated[Optional[str], typer.Option("--task", help="a built-in task's training set (e.g. digits)")] = None,
+    data: Annotated[Optional[str], typer.Option("--data", help="function returning (inputs, targets): pkg.module:function")] = None,
+    weights: Annotated[Optional[Path], typer.Option("--weights", help="state dict saved with torch.save")] = None,
+    loss: Annotated[Optional[str], typer.Option("--loss", help="cross_entropy | mse (default: from the targets)")] = None,
+    sets: Annotated[Optional[list[str]], typer.Option("--set", help="instrument option: name.key=value, e.g. sharpness.k=3")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="seed of every instrument that takes one")] = 0,
+    as_json: JsonFlag = False,
+):
+    """Measure instruments (sharpness, hessian_trace, ntk_gram, ...) on your model and data (batch-mean loss, eval mode)."""
+    from lmech.observables.measure import INSTRUMENTS, check_request, measure
+    from lmech.report.user_code import load_data, load_model, task_data
+    from lmech.train.losses import loss_function
+
+    with _user_errors():
+        options: dict[str, dict] = {}
+        for key, value in _parse_sets(sets).items():
+            name, dot, option = key.partition(".")
+            if not dot or not option:
+                raise InputError(f"--set expects instrument.option=value (e.g. sharpness.k=3), got '{key}'")
+            options.setdefault(name, {})[option] = value
+        names = check_request(observables, options)
+        if (task is None) == (data is None):
+            raise InputError("give exactly one of --task NAME or --data pkg.module:function")
+        inputs, targets = task_data(task) if task is not None else load_data(data)
+        loss_name = loss or ("mse" if targets.is_floating_point() else "cross_entropy")
+        if loss_name not in ("cross_entropy", "mse"):
+            raise InputError(f"--loss must be cross_entropy or mse, got '{loss_name}'")
+        if loss_name == "cross_entropy" and targets.is_floating_point():
+            raise InputError("--loss cross_entropy needs integer class targets; these are floats")
+        net = load_model(model, weights).eval()
+        try:
+            result = measure(net, loss_function(loss_name), (inputs, targets), names, seed=seed, **options)
+        except RuntimeError as error:  # shape/dtype mismatches between the model and the data
+            raise InputError(f"the model cannot run on this data: {str(error).splitlines()[0]}") from None
+    if as_json:
+        _emit_json(result.to_json())
+        return
+    import numpy as np
+    from rich.table import Table
+
+    table = Table()
+    for column in ("observable", "column", "value"):
+        table.add_column(column)
+    for name in names:
+        scalars = dict((c, v) for o, c, v in result.rows() if o == name)
+        for column, value in scalars.items():
+            table.add_row(name, column, f"{value:.6g}")
+        for field, value in result[name].to_json().items():
+            if isinstance(value, list) and not any(c.startswith(f"{field}/") for c in scalars):
+                table.add_row(name, field, f"array {np.shape(value)}")
+            elif isinstance(value, str):
+                table.add_row(name, field, value)
+    stdout.print(table)
+    stdout.print(f"{len(inputs)} examples, loss {loss_name}; costs: "
+                 + "; ".join(f"{n}: {INSTRUMENTS[n].cost}" for n in names))
+
+
 def main() -> None:
     """Entry point. One torch thread per process by default (LMECH_THREADS overrides): the
     microcosm models are too small for intra-op threads, which collapse when another process
