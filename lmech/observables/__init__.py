@@ -17,6 +17,7 @@ from lmech.observables.activation_scale import activation_scale
 from lmech.observables.coefficient_error import coefficient_error
 from lmech.observables.grad_norm import grad_norm
 from lmech.observables.loss import loss
+from lmech.observables.measure import measure
 from lmech.observables.mode_strength import mode_strength
 from lmech.observables.param_norm import param_norm
 from lmech.observables.relative_update import relative_update
@@ -27,7 +28,7 @@ from lmech.observables.scheduled import (
     scheduled_sharpness,
 )
 
-__all__ = ["Observable", "OBSERVABLES", "get_observable", "make_observer",
+__all__ = ["Observable", "OBSERVABLES", "get_observable", "make_observer", "measure",
            "loss", "accuracy", "param_norm", "grad_norm", "relative_update", "mode_strength",
            "coefficient_error", "activation_scale"]
 
