@@ -21,6 +21,7 @@ from lmech.observables.measure import measure
 from lmech.observables.mode_strength import mode_strength
 from lmech.observables.param_norm import param_norm
 from lmech.observables.relative_update import relative_update
+from lmech.observables.ridgeless_loss import ridgeless_loss
 from lmech.observables.scheduled_noise_scale import scheduled_gradient_noise_scale
 from lmech.observables.scheduled import (
     scheduled_hessian_trace,
@@ -30,7 +31,7 @@ from lmech.observables.scheduled import (
 
 __all__ = ["Observable", "OBSERVABLES", "get_observable", "make_observer", "measure",
            "loss", "accuracy", "param_norm", "grad_norm", "relative_update", "mode_strength",
-           "coefficient_error", "activation_scale"]
+           "coefficient_error", "activation_scale", "ridgeless_loss"]
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,10 @@ OBSERVABLES: dict[str, Observable] = {o.name: o for o in (
     Observable("activation_scale", activation_scale, "activation_scale/<layer>", "1 forward pass"),
     Observable("gradient_noise_scale", scheduled_gradient_noise_scale, "b_simple, grad_norm_sq, trace_sigma",
                "K x num_pairs x (small_batch + big_batch) per-example gradients"),
+    Observable("ridgeless_loss", ridgeless_loss, "ridgeless_loss, population_loss",
+               "K float64 lstsq of (P, N) + O(K N M)",
+               {"task": {"name": "power_law_features", "n_train": 24, "n_features": 12, "latent_dim": 50},
+                "model": {"depth": 0, "activation": "linear", "bias": False}}),
 )}
 
 

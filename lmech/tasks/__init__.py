@@ -12,6 +12,7 @@ from lmech.tasks.deep_linear import DeepLinearSpec, make_deep_linear
 from lmech.tasks.digits import DigitsSpec, make_digits
 from lmech.tasks.gaussian_regression import GaussianRegressionSpec, make_gaussian_regression
 from lmech.tasks.modular_addition import ModularAdditionSpec, make_modular_addition
+from lmech.tasks.power_law_features import PowerLawFeaturesSpec, make_power_law_features
 from lmech.tasks.task import LossName, Task
 from lmech.tasks.teacher_student import TeacherStudentSpec, make_teacher_student
 
@@ -23,10 +24,12 @@ _TASKS = {
     "teacher_student": (TeacherStudentSpec, make_teacher_student),
     "digits": (DigitsSpec, make_digits),
     "modular_addition": (ModularAdditionSpec, make_modular_addition),
+    "power_law_features": (PowerLawFeaturesSpec, make_power_law_features),
 }
 
 TaskSpec = Annotated[
-    Union[GaussianRegressionSpec, DeepLinearSpec, TeacherStudentSpec, DigitsSpec, ModularAdditionSpec],
+    Union[GaussianRegressionSpec, DeepLinearSpec, TeacherStudentSpec, DigitsSpec, ModularAdditionSpec,
+          PowerLawFeaturesSpec],
     Field(discriminator="name"),
 ]
 TASK_NAMES = tuple(_TASKS)
