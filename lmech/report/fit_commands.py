@@ -112,7 +112,7 @@ def fit_curve_csv(
     path: str | Path,
     x: str,
     y: str,
-    at: Sequence[float] | float = (),
+    at: Sequence[float] | float | int = (),
     *,
     bootstrap: int = 100,
     level: float = 0.95,

@@ -27,7 +27,7 @@ Conventions (shared by both functions):
 from __future__ import annotations
 
 import numpy as np
-from jaxtyping import Float
+from jaxtyping import Float, Real
 
 from lmech.errors import InputError
 
@@ -35,20 +35,21 @@ __all__ = ["mode_strength_trajectory", "time_to_learn"]
 
 
 def mode_strength_trajectory(
-    singular_values: Float[np.ndarray, "R"],
+    singular_values: Real[np.ndarray, "R"],
     u0: float,
-    times: Float[np.ndarray, "S"],
+    times: Real[np.ndarray, "S"],
     learning_rate: float,
 ) -> Float[np.ndarray, "S R"]:
     """Predicted strength of each input-output mode after ``times`` GD steps.
 
     Args:
-        singular_values: ``(R,)`` float, singular values ``s_r >= 0`` of
-            ``Sigma_yx`` (units of y times units of x), one per mode ``r``.
+        singular_values: ``(R,)`` real (int or float dtype), singular
+            values ``s_r >= 0`` of ``Sigma_yx`` (units of y times units of
+            x), one per mode ``r``.
         u0: initial mode strength, ``> 0`` (same for every mode; balanced,
             aligned initialisation, see the module docstring).
-        times: ``(S,)`` float, numbers of GD steps (``>= 0``; need not be
-            integers).
+        times: ``(S,)`` real (int or float dtype), numbers of GD steps
+            (``>= 0``; need not be integers).
         learning_rate: GD step size ``lr > 0``.
 
     Returns:

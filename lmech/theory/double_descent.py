@@ -20,15 +20,17 @@ Model (shared by every function):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
-from jaxtyping import Float
+from jaxtyping import Float, Real
 
 from lmech.errors import InputError
 
 __all__ = ["min_norm_risk", "optimal_ridge_penalty", "ridge_risk"]
 
 
-def _check(gamma: np.ndarray, signal: float, noise: float) -> None:
+def _check(gamma: Float[np.ndarray, "G"], signal: float, noise: float) -> None:
     if np.any(~np.isfinite(gamma)) or np.any(gamma <= 0):
         raise InputError("gamma = p/n must be finite and > 0")
     if not (signal >= 0 and noise >= 0):
@@ -36,7 +38,7 @@ def _check(gamma: np.ndarray, signal: float, noise: float) -> None:
 
 
 def min_norm_risk(
-    gamma: Float[np.ndarray, "G"] | float,
+    gamma: Real[np.ndarray, "G"] | Sequence[float] | float,
     *,
     signal: float,
     noise: float,
@@ -45,7 +47,7 @@ def min_norm_risk(
     """Limiting risk of min-norm ("ridgeless") least squares as a function of ``gamma = p/n``.
 
     Args:
-        gamma: ``(G,)`` or scalar, aspect ratios ``p/n > 0``.
+        gamma: ``(G,)`` array or sequence, or a scalar: aspect ratios ``p/n > 0``.
         signal: ``r = ||beta||`` (units of y per unit x).
         noise: ``sigma``, label-noise standard deviation (units of y).
         include_test_noise: add ``sigma^2`` (risk on a noisy test label).
@@ -81,14 +83,16 @@ def min_norm_risk(
     return risk + (s2 if include_test_noise else 0.0)
 
 
-def _mp_stieltjes(g: np.ndarray, lam: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _mp_stieltjes(
+    g: Float[np.ndarray, "*G"], lam: float
+) -> tuple[Float[np.ndarray, "*G"] | float, Float[np.ndarray, "*G"] | float]:
     """``m(-lam)`` and ``m'(-lam)`` of the Marchenko-Pastur law with ratio ``g``, variance 1.
 
     ``m(z) = int dF_g(s) / (s - z)`` solves ``g z m^2 - (1 - g - z) m + 1 = 0``.
     At ``z = -lam < 0``: ``m = (-(1-g+lam) + sqrt(Delta)) / (2 g lam)`` with
     ``Delta = (1-g+lam)^2 + 4 g lam``, evaluated in the cancellation-free form
     for each sign of ``1-g+lam``; implicit differentiation gives
-    ``m' = (g m^2 + m) / sqrt(Delta)``.
+    ``m' = (g m^2 + m) / sqrt(Delta)``. A 0-d ``g`` can give numpy scalars.
     """
     b = 1.0 - g + lam
     sq = np.sqrt(b * b + 4.0 * g * lam)
@@ -98,7 +102,7 @@ def _mp_stieltjes(g: np.ndarray, lam: np.ndarray) -> tuple[np.ndarray, np.ndarra
 
 
 def ridge_risk(
-    gamma: Float[np.ndarray, "G"] | float,
+    gamma: Real[np.ndarray, "G"] | Sequence[float] | float,
     lam: float,
     *,
     signal: float,
@@ -108,7 +112,7 @@ def ridge_risk(
     """Limiting risk of ridge regression with penalty ``lam > 0`` as a function of ``gamma``.
 
     Args:
-        gamma: ``(G,)`` or scalar, aspect ratios ``p/n > 0``.
+        gamma: ``(G,)`` array or sequence, or a scalar: aspect ratios ``p/n > 0``.
         lam: ridge penalty ``> 0`` in the ``1/n ||y - Xb||^2 + lam ||b||^2``
             convention (so ``n * lam`` is added to ``X^T X``).
         signal: ``r = ||beta||``.

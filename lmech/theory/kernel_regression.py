@@ -50,7 +50,7 @@ def _as2d(name: str, a, rows: int | None = None) -> np.ndarray:
 
 
 def kernel_regression_predictions(
-    k_train: Float[np.ndarray, "N N"],
+    k_train: Float[np.ndarray, "N _"],  # square: checked in the body (InputError)
     k_test_train: Float[np.ndarray, "M N"],
     f0_train: Float[np.ndarray, "N C"],
     f0_test: Float[np.ndarray, "M C"],
@@ -64,7 +64,8 @@ def kernel_regression_predictions(
 
     Args:
         k_train: ``(N, N)`` symmetric PSD kernel on training inputs
-            (output units^2 per parameter-units^2).
+            (output units^2 per parameter-units^2); a non-square array
+            raises ``InputError``.
         k_test_train: ``(M, N)`` kernel between test and training inputs.
         f0_train: ``(N, C)`` outputs at initialisation on training inputs.
         f0_test: ``(M, C)`` outputs at initialisation on test inputs.

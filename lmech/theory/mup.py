@@ -19,6 +19,7 @@ imports no other lmech package); a test checks the two agree.
 """
 
 import numpy as np
+from jaxtyping import Float, Real
 
 __all__ = ["ADAM_LAYER_EXPONENTS", "update_exponents", "optimal_lr_exponent", "predicted_optimal_lr"]
 
@@ -61,8 +62,8 @@ def optimal_lr_exponent(parameterization: str) -> float:
     return -max(update_exponents(parameterization).values())
 
 
-def predicted_optimal_lr(widths: np.ndarray, base_width: float, base_lr: float,
-                         parameterization: str) -> np.ndarray:
+def predicted_optimal_lr(widths: Real[np.ndarray, "W"], base_width: int | float, base_lr: float,
+                         parameterization: str) -> Float[np.ndarray, "W"]:
     """Optimal Adam learning rate at each width, anchored at base_lr for base_width.
 
     Args: widths (W,) hidden widths H; base_width, base_lr scalars (lr in the optimizer's units).

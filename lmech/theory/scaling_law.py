@@ -17,10 +17,12 @@ estimate and the next best starts).
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
 
 import numpy as np
-from jaxtyping import Float
+from jaxtyping import Float, Real
 
 from lmech.errors import InputError
 from lmech.theory import _lse_fit
@@ -32,6 +34,7 @@ __all__ = [
     "NotIdentifiableError",
     "PowerLawFit",
     "ScalingLawFit",
+    "ScalingLawParams",
     "compute_optimal_allocation",
     "fit_power_law",
     "fit_scaling_law",
@@ -73,6 +76,20 @@ class ScalingLawFit:
         return self.E + self.A / np.asarray(n, float) ** self.alpha + self.B / np.asarray(d, float) ** self.beta
 
 
+@runtime_checkable
+class ScalingLawParams(Protocol):
+    """What ``compute_optimal_allocation`` reads: the five law parameters (``ScalingLawFit`` has them).
+
+    ``bootstrap`` (``(K, 5)``) and ``level`` are read too when present.
+    """
+
+    E: float
+    A: float
+    B: float
+    alpha: float
+    beta: float
+
+
 @dataclass(frozen=True)
 class Allocation:
     """Compute-optimal split of ``C = 6 N D`` FLOPs; ``*_interval`` are ``(G, 2)`` or None."""
@@ -95,13 +112,16 @@ def _allocation_point(p: np.ndarray, compute: np.ndarray):
     return n, d, e_ + a_ / n**al + b_ / d**be
 
 
-def compute_optimal_allocation(params: ScalingLawFit, compute: Float[np.ndarray, "G"] | float) -> Allocation:
+def compute_optimal_allocation(
+    params: ScalingLawParams, compute: Real[np.ndarray, "G"] | Sequence[float] | float
+) -> Allocation:
     """Loss-minimising ``(N, D)`` under ``C = 6 N D``, with bootstrap intervals when available.
 
     Args:
         params: a ``ScalingLawFit`` (or anything with ``E, A, B, alpha, beta``
             attributes; intervals need ``bootstrap`` and ``level``).
-        compute: ``(G,)`` or scalar training budgets in FLOPs.
+        compute: ``(G,)`` array or sequence, or a scalar: training budgets
+            in FLOPs.
 
     Returns:
         ``Allocation`` with ``(G,)`` arrays ``n_opt`` (parameters), ``d_opt``
@@ -264,7 +284,7 @@ class PowerLawFit:
     intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
     bootstrap: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))
 
-    def forecast(self, x_new: Float[np.ndarray, "G"] | float) -> Forecast:
+    def forecast(self, x_new: Real[np.ndarray, "G"] | Sequence[float] | float) -> Forecast:
         """Point prediction and percentile bootstrap interval (at ``level``) at ``x_new``."""
         x = np.atleast_1d(np.asarray(x_new, dtype=np.float64))
         if np.any(~np.isfinite(x)) or np.any(x <= 0):
