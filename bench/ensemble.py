@@ -112,6 +112,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     peak = matmul_peak(args.threads)
+    torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)  # first use imports torch._dynamo (seconds)
     print(f"fp32 matmul peak here: {peak:.0f} GFLOP/s with {args.threads} threads")
     for name in args.regimes.split(","):
         regime = REGIMES[name]

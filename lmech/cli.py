@@ -88,6 +88,16 @@ def _progress(description: str, enabled: bool = True):
         yield update
 
 
+@contextlib.contextmanager
+def _spinner(message: str, enabled: bool = True):
+    """A spinner on stderr for work without a natural progress count."""
+    if not enabled:
+        yield
+        return
+    with stderr.status(message):
+        yield
+
+
 def _emit_json(obj) -> None:
     sys.stdout.write(json.dumps(obj, default=float) + "\n")
 
@@ -307,7 +317,8 @@ def fit_scaling(
     from lmech.report.fit_commands import fit_scaling_csv, scaling_figure
 
     with _user_errors():
-        result = fit_scaling_csv(csv, n_col, d_col, loss_col, budget or [], bootstrap=bootstrap)
+        with _spinner(f"fitting with {bootstrap} bootstrap resamples", enabled=not as_json):
+            result = fit_scaling_csv(csv, n_col, d_col, loss_col, budget or [], bootstrap=bootstrap)
         result["figure"] = str(scaling_figure(csv, figure, result, n_col, d_col, loss_col))
     if as_json:
         _emit_json(result)
@@ -347,7 +358,8 @@ def fit_curve(
     from lmech.report.fit_commands import curve_figure, fit_curve_csv
 
     with _user_errors():
-        result = fit_curve_csv(csv, x, y, at or [], bootstrap=bootstrap)
+        with _spinner(f"fitting with {bootstrap} bootstrap resamples", enabled=not as_json):
+            result = fit_curve_csv(csv, x, y, at or [], bootstrap=bootstrap)
         result["figure"] = str(curve_figure(csv, figure, result, x, y))
     if as_json:
         _emit_json(result)
