@@ -114,10 +114,9 @@ def load_data(spec: str) -> tuple[Tensor, Tensor]:
 
 def task_data(name: str) -> tuple[Tensor, Tensor]:
     """Training inputs and targets of a built-in lmech task with its default spec (data seed 0)."""
-    from lmech.tasks import TASK_NAMES, make_task
-    from lmech.tasks import _TASKS  # the registry rows: (spec class, maker)
+    from lmech.tasks import TASK_NAMES, default_task_spec, make_task
 
     if name not in TASK_NAMES:
         raise InputError(f"unknown task '{name}'; known: {', '.join(TASK_NAMES)}")
-    task = make_task(_TASKS[name][0](), 0)
+    task = make_task(default_task_spec(name), 0)
     return task.x_train, task.y_train

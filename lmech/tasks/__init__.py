@@ -16,7 +16,7 @@ from lmech.tasks.power_law_features import PowerLawFeaturesSpec, make_power_law_
 from lmech.tasks.task import LossName, Task
 from lmech.tasks.teacher_student import TeacherStudentSpec, make_teacher_student
 
-__all__ = ["Task", "LossName", "TaskSpec", "TASK_NAMES", "make_task"]
+__all__ = ["Task", "LossName", "TaskSpec", "TASK_NAMES", "make_task", "default_task_spec"]
 
 _TASKS = {
     "gaussian_regression": (GaussianRegressionSpec, make_gaussian_regression),
@@ -33,6 +33,11 @@ TaskSpec = Annotated[
     Field(discriminator="name"),
 ]
 TASK_NAMES = tuple(_TASKS)
+
+
+def default_task_spec(name: str):
+    """The spec of task `name` with every field at its default (KeyError if unknown)."""
+    return _TASKS[name][0]()
 
 
 def make_task(spec, seed: int) -> Task:
