@@ -314,7 +314,7 @@ def fit_scaling(
     as_json: JsonFlag = False,
 ):
     """Fit L = E + A/N^alpha + B/D^beta (Chinchilla approach 3) with bootstrap intervals and allocate budgets."""
-    from lmech.report.fit_commands import fit_scaling_csv, scaling_figure
+    from lmech.report.fit_commands import fit_scaling_csv, print_scaling_fit, scaling_figure
 
     with _user_errors():
         with _spinner(f"fitting with {bootstrap} bootstrap resamples", enabled=not as_json):
@@ -323,25 +323,7 @@ def fit_scaling(
     if as_json:
         _emit_json(result)
         return
-    from rich.table import Table
-
-    table = Table(title=f"L = E + A/N^alpha + B/D^beta  ({result['n_points']} points, "
-                        f"{int(100 * result['level'])}% bootstrap intervals)")
-    for column in ("parameter", "estimate", "interval"):
-        table.add_column(column)
-    for name in ("E", "A", "B", "alpha", "beta"):
-        lo, hi = result["intervals"][name]
-        table.add_row(name, f"{result[name]:.4g}", f"[{lo:.4g}, {hi:.4g}]")
-    stdout.print(table)
-    if result["allocation"]:
-        allocation = Table(title="compute-optimal allocation (C = 6 N D)")
-        for column in ("budget C", "N_opt", "N interval", "D_opt", "D interval", "predicted loss"):
-            allocation.add_column(column)
-        for row in result["allocation"]:
-            allocation.add_row(f"{row['budget']:.3g}", f"{row['N_opt']:.3g}", f"[{row['N_lo']:.3g}, {row['N_hi']:.3g}]",
-                               f"{row['D_opt']:.3g}", f"[{row['D_lo']:.3g}, {row['D_hi']:.3g}]", f"{row['loss']:.4g}")
-        stdout.print(allocation)
-    stdout.print(f"figure: {result['figure']}")
+    print_scaling_fit(result, stdout)
 
 
 @fit_app.command("curve")
@@ -355,7 +337,7 @@ def fit_curve(
     as_json: JsonFlag = False,
 ):
     """Fit L(x) = E + A x^-alpha to a learning curve and forecast it with an interval."""
-    from lmech.report.fit_commands import curve_figure, fit_curve_csv
+    from lmech.report.fit_commands import curve_figure, fit_curve_csv, print_curve_fit
 
     with _user_errors():
         with _spinner(f"fitting with {bootstrap} bootstrap resamples", enabled=not as_json):
@@ -364,13 +346,7 @@ def fit_curve(
     if as_json:
         _emit_json(result)
         return
-    intervals = result["intervals"]
-    stdout.print(f"L(x) = E + A x^-alpha with E = {result['E']:.4g} {intervals['E']}, A = {result['A']:.4g} "
-                 f"{intervals['A']}, alpha = {result['alpha']:.4g} {intervals['alpha']} ({result['n_points']} points)")
-    for row in result["forecast"]:
-        band = f"[{row['lo']:.4g}, {row['hi']:.4g}]" if row["lo"] is not None else "(no interval)"
-        stdout.print(f"forecast at {x} = {row['x']:.4g}: {y} = {row['loss']:.4g} {band}")
-    stdout.print(f"figure: {result['figure']}")
+    print_curve_fit(result, stdout, x, y)
 
 
 @fit_app.command("noise-scale")

@@ -20,7 +20,8 @@ from matplotlib.figure import Figure
 from lmech.errors import InputError
 from lmech.theory.scaling_law import compute_optimal_allocation, fit_power_law, fit_scaling_law
 
-__all__ = ["curve_figure", "fit_curve_csv", "fit_scaling_csv", "read_columns", "scaling_figure"]
+__all__ = ["curve_figure", "fit_curve_csv", "fit_scaling_csv", "print_curve_fit", "print_scaling_fit", "read_columns",
+           "scaling_figure"]
 
 
 def read_columns(path: str | Path, columns: Sequence[str]) -> dict[str, np.ndarray]:
@@ -208,3 +209,40 @@ def curve_figure(path: str | Path, out: str | Path, result: dict, x: str, y: str
     ax.set_ylabel(y)
     ax.legend(fontsize=8)
     return _save(fig, out)
+
+
+def print_scaling_fit(result: dict, console) -> None:
+    """The parameters with intervals and the allocation table of `fit_scaling_csv`, as rich tables."""
+    from rich.table import Table
+
+    table = Table(title=f"L = E + A/N^alpha + B/D^beta  ({result['n_points']} points, "
+                        f"{int(100 * result['level'])}% bootstrap intervals)")
+    for column in ("parameter", "estimate", "interval"):
+        table.add_column(column)
+    for name in ("E", "A", "B", "alpha", "beta"):
+        lo, hi = result["intervals"][name]
+        table.add_row(name, f"{result[name]:.4g}", f"[{lo:.4g}, {hi:.4g}]")
+    console.print(table)
+    if result["allocation"]:
+        allocation = Table(title="compute-optimal allocation (C = 6 N D)")
+        for column in ("budget C", "N_opt", "N interval", "D_opt", "D interval", "predicted loss"):
+            allocation.add_column(column)
+        for row in result["allocation"]:
+            allocation.add_row(f"{row['budget']:.3g}", f"{row['N_opt']:.3g}", f"[{row['N_lo']:.3g}, {row['N_hi']:.3g}]",
+                               f"{row['D_opt']:.3g}", f"[{row['D_lo']:.3g}, {row['D_hi']:.3g}]", f"{row['loss']:.4g}")
+        console.print(allocation)
+    console.print(f"figure: {result['figure']}")
+
+
+def print_curve_fit(result: dict, console, x: str, y: str) -> None:
+    """The fitted curve with intervals and each forecast of `fit_curve_csv`."""
+    def estimate(name: str) -> str:
+        lo, hi = result["intervals"][name]
+        return f"{name} = {result[name]:.4g} [{lo:.4g}, {hi:.4g}]"
+
+    console.print(f"L(x) = E + A x^-alpha with {estimate('E')}, {estimate('A')}, {estimate('alpha')} "
+                  f"({result['n_points']} points, {int(100 * result['level'])}% bootstrap intervals)")
+    for row in result["forecast"]:
+        band = f"[{row['lo']:.4g}, {row['hi']:.4g}]" if row["lo"] is not None else "(no interval)"
+        console.print(f"forecast at {x} = {row['x']:.4g}: {y} = {row['loss']:.4g} {band}")
+    console.print(f"figure: {result['figure']}")
