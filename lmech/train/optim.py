@@ -22,6 +22,11 @@ class MemberHyper:
     weight_decay: Tensor
     momentum: Tensor
 
+    def __post_init__(self):
+        # Known once, so the step skips the ops of absent terms (tiny models are overhead-bound).
+        object.__setattr__(self, "has_weight_decay", bool(self.weight_decay.any()))
+        object.__setattr__(self, "has_momentum", bool(self.momentum.any()))
+
 
 def init_optimizer_state(name: str, params: dict[str, Tensor]) -> dict[str, dict[str, Tensor]]:
     if name == "sgd":
@@ -58,15 +63,18 @@ def optimizer_step(
         lr = _per_member(hyper.lr, param) * (lr_factor * lr_multipliers.get(pname, 1.0))
         wd = _per_member(hyper.weight_decay, param)
         if name == "sgd":
-            grad = grad + wd * param
-            buffer = state["momentum_buffer"][pname]
-            if step == 1:
-                buffer.copy_(grad)
-            else:  # momentum 0 makes the buffer the plain gradient
-                buffer.mul_(_per_member(hyper.momentum, param)).add_(grad)
-            delta = -lr * buffer
+            if hyper.has_weight_decay:
+                grad = grad + wd * param
+            if hyper.has_momentum:
+                buffer = state["momentum_buffer"][pname]
+                if step == 1:
+                    buffer.copy_(grad)
+                else:  # members with momentum 0 get the plain gradient
+                    buffer.mul_(_per_member(hyper.momentum, param)).add_(grad)
+                grad = buffer
+            delta = grad * -lr
         else:
-            if name == "adam":
+            if name == "adam" and hyper.has_weight_decay:
                 grad = grad + wd * param
             exp_avg, exp_avg_sq = state["exp_avg"][pname], state["exp_avg_sq"][pname]
             exp_avg.lerp_(grad, 1 - beta1)
@@ -75,7 +83,7 @@ def optimizer_step(
             correction2 = 1 - beta2**step
             denom = (exp_avg_sq / correction2).sqrt_().add_(eps)
             delta = -(lr / correction1) * exp_avg / denom
-            if name == "adamw":
+            if name == "adamw" and hyper.has_weight_decay:
                 delta = delta - lr * wd * param
         param.add_(delta)
         updates[pname] = delta

@@ -44,9 +44,10 @@ def test_members_with_their_own_data():
     assert not torch.allclose(together[0].final_params["W0"], together[1].final_params["W0"])
 
 
-def test_divergence_is_recorded_and_spares_the_others():
-    specs = [RunSpec(model=ModelSpec(width=16), optimizer=OptimizerSpec(lr=lr), steps=40, observe={})
-             for lr in (0.05, 500.0)]
+@pytest.mark.parametrize("momentum", [0.0, 0.9])  # 0.9: the frozen member's momentum buffer is zeroed too
+def test_divergence_is_recorded_and_spares_the_others(momentum):
+    specs = [RunSpec(model=ModelSpec(width=16), optimizer=OptimizerSpec(lr=lr, momentum=momentum), steps=40,
+                     observe={}) for lr in (0.05, 500.0)]
     from lmech.observables import make_observer
 
     observer, steps = make_observer({"loss": specs[0].observe.get("loss") or _every(5)}, 40)
