@@ -4,19 +4,32 @@ Adding one: a file defining PHENOMENON, plus one entry in `_ALL` below.
 """
 
 from lmech.errors import InputError
-from lmech.phenomena import deep_linear_dynamics, double_descent
-from lmech.phenomena import mup_transfer
-from lmech.phenomena import grokking
-from lmech.phenomena import edge_of_stability, lazy_vs_rich
-from lmech.phenomena import critical_batch
-from lmech.phenomena import scaling_law
+from lmech.phenomena import (
+    critical_batch,
+    deep_linear_dynamics,
+    double_descent,
+    edge_of_stability,
+    grokking,
+    lazy_vs_rich,
+    mup_transfer,
+    scaling_law,
+)
 from lmech.phenomena.atlas import apply_overrides, run_phenomenon
 from lmech.phenomena.verdict import Comparison, Phenomenon, Verdict
 
 __all__ = ["PHENOMENA", "get_phenomenon", "run_phenomenon", "apply_overrides",
            "Phenomenon", "Verdict", "Comparison"]
 
-_ALL = (deep_linear_dynamics.PHENOMENON, double_descent.PHENOMENON, mup_transfer.PHENOMENON, grokking.PHENOMENON, edge_of_stability.PHENOMENON, lazy_vs_rich.PHENOMENON, critical_batch.PHENOMENON, scaling_law.PHENOMENON)
+_ALL = (
+    deep_linear_dynamics.PHENOMENON,
+    double_descent.PHENOMENON,
+    edge_of_stability.PHENOMENON,
+    lazy_vs_rich.PHENOMENON,
+    mup_transfer.PHENOMENON,
+    grokking.PHENOMENON,
+    scaling_law.PHENOMENON,
+    critical_batch.PHENOMENON,
+)
 PHENOMENA: dict[str, Phenomenon] = {p.name: p for p in _ALL}
 
 
