@@ -40,7 +40,7 @@ class HessianTrace(JsonResult):
 
 def hessian_trace(model: torch.nn.Module, loss_fn: Callable[[Tensor, Tensor], Tensor],
                   batch: tuple[Tensor, Tensor], *, num_probes: int = 100,
-                  rel_se_tol: float | None = None, min_probes: int = 10, probe_batch: int = 4,
+                  rel_se_tol: float | None = None, min_probes: int = 10, probe_batch: int = 1,
                   seed: int = 0) -> HessianTrace:
     """Estimate tr(H) = E_v[v^T H v], v Rademacher (entries +-1 with probability 1/2).
 
@@ -51,7 +51,9 @@ def hessian_trace(model: torch.nn.Module, loss_fn: Callable[[Tensor, Tensor], Te
             standard_error <= rel_se_tol * |estimate| (checked after each probe batch).
         min_probes: probes before the rule is consulted (the sample std of very
             few probes is itself too noisy to stop on).
-        probe_batch: probes per vmapped HVP call (memory grows with it).
+        probe_batch: probes per vmapped HVP call (memory grows with it). Default 1: on
+            the 564k-parameter reference MLP (CPU, 1 thread) one probe at a time took
+            0.12 s a probe and vmapped batches of 4 took 0.16 s.
         seed: seeds the probes; probe i is the same for any probe_batch.
 
     Algorithm:
