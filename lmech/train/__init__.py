@@ -1,12 +1,12 @@
 """Training: K stacked models in one vectorized step (one model is K = 1)."""
 
-from lmech.train.loop import MemberResult, TrainState, build_ensemble, train_ensemble, train_run
+from lmech.train.loop import MemberResult, TrainState, build_ensemble, losses_and_grads, train_ensemble, train_run
 from lmech.train.losses import loss_function, per_member_loss
 from lmech.train.optim import MemberHyper, init_optimizer_state, optimizer_step
 from lmech.train.schedule import log_spaced_steps, lr_factor, observation_steps
 
 __all__ = [
-    "train_ensemble", "train_run", "build_ensemble", "TrainState", "MemberResult",
+    "train_ensemble", "train_run", "build_ensemble", "losses_and_grads", "TrainState", "MemberResult",
     "per_member_loss", "loss_function", "MemberHyper", "init_optimizer_state", "optimizer_step",
     "lr_factor", "log_spaced_steps", "observation_steps",
 ]

@@ -20,7 +20,8 @@ from lmech.train.losses import per_member_loss
 from lmech.train.optim import MemberHyper, init_optimizer_state, optimizer_step
 from lmech.train.schedule import lr_factor
 
-__all__ = ["TrainState", "MemberResult", "train_ensemble", "train_run", "build_ensemble"]
+__all__ = ["TrainState", "MemberResult", "train_ensemble", "train_run", "build_ensemble", "losses_and_grads",
+           "member_chunks"]
 
 
 @dataclass
@@ -147,20 +148,24 @@ def member_chunks(k: int, floats_per_member: int, chunk_bytes: int) -> list[slic
     return [slice(start, min(start + size, k)) for start in range(0, k, size)]
 
 
-def _losses_and_grads(state: TrainState, x: Tensor, y: Tensor, chunks: list[slice]):
-    """Per-member training losses (K,) and gradients of their sum, computed chunk by chunk."""
+def losses_and_grads(state: TrainState, x: Tensor, y: Tensor,
+                     chunks: list[slice] | None = None) -> tuple[Tensor, list[Tensor]]:
+    """Per-member losses (K,) on (x, y) and the gradients of their sum (one (K, ...) tensor per
+    parameter, member k's gradient in slice k), computed chunk by chunk (default: one chunk).
+
+    x is shared (N, D) or per member (K, N, D); y is per member exactly when x is.
+    """
     names = list(state.params)
-    if len(chunks) == 1:
+    if chunks is None or len(chunks) == 1:
         losses = per_member_loss(forward(state.plan, state.params, x, state.output_multiplier), y, state.loss)
         return losses, list(torch.autograd.grad(losses.sum(), [state.params[n] for n in names]))
-    per_member_x = x.dim() == 3
-    per_member_y = y.dim() == (3 if y.is_floating_point() else 2) and y.shape[0] == state.output_multiplier.shape[0]
+    per_member = x.dim() == 3
     grads = [torch.empty_like(state.params[n]) for n in names]
     losses = torch.empty(state.output_multiplier.shape[0])
     for part in chunks:
         params = {n: state.params[n][part] for n in names}
-        outputs = forward(state.plan, params, x[part] if per_member_x else x, state.output_multiplier[part])
-        chunk_losses = per_member_loss(outputs, y[part] if per_member_y else y, state.loss)
+        outputs = forward(state.plan, params, x[part] if per_member else x, state.output_multiplier[part])
+        chunk_losses = per_member_loss(outputs, y[part] if per_member else y, state.loss)
         for grad, value in zip(grads, torch.autograd.grad(chunk_losses.sum(), [params[n] for n in names])):
             grad[part] = value
         losses[part] = chunk_losses.detach()
@@ -214,7 +219,7 @@ def train_ensemble(
         else:
             index = next(batches)
             x, y = _take(state.x_train, index, per_member), _take(state.y_train, index, per_member)
-        losses, grads = _losses_and_grads(state, x, y, chunks)
+        losses, grads = losses_and_grads(state, x, y, chunks)
         if not bool(torch.isfinite(losses).all()):  # frozen members are zeroed, so finite
             finite = torch.isfinite(losses)
             newly = alive & ~finite
