@@ -16,7 +16,7 @@ from lmech.models.mlp import ModelSpec
 from lmech.tasks import TaskSpec
 from lmech.tasks.digits import DigitsSpec
 
-__all__ = ["OptimizerSpec", "ObserveSpec", "RunSpec", "SweepSpec", "run_id", "expand_sweep",
+__all__ = ["OptimizerSpec", "ObserveSpec", "RunSpec", "SweepSpec", "run_id", "expand_sweep", "set_field",
            "ENSEMBLE_SCALARS", "group_key"]
 
 
@@ -95,11 +95,24 @@ def run_id(spec: RunSpec) -> str:
     return hashlib.sha256(canonical_json(spec).encode()).hexdigest()[:16]
 
 
-def _set_path(tree: dict, path: str, value: Any) -> None:
+def set_field(tree: dict, path: str, value: Any, *, create: bool = False) -> None:
+    """Set the dotted field `path` (e.g. "optimizer.lr") of a spec tree in place.
+
+    create=False: every part must already exist (ValueError naming the first that does not);
+    create=True: missing sections are added (a partial YAML file), but a part that holds
+    a value rather than a section is still an error.
+    """
     parts = path.split(".")
-    for part in parts[:-1]:
-        tree = tree[part]
-    tree[parts[-1]] = value
+    node = tree
+    for index, part in enumerate(parts):
+        if not isinstance(node, dict) or (part not in node and not create):
+            raise ValueError(f"'{part}' is not a field of the run spec")
+        if index == len(parts) - 1:
+            node[part] = value
+        else:
+            node = node.setdefault(part, {}) if create else node[part]
+            if not isinstance(node, dict):
+                raise ValueError(f"'{part}' is not a section")
 
 
 def expand_sweep(sweep: SweepSpec) -> list[RunSpec]:
@@ -110,7 +123,7 @@ def expand_sweep(sweep: SweepSpec) -> list[RunSpec]:
     for values in itertools.product(*(v for _, v in axes)):
         tree = json.loads(json.dumps(base))
         for (path, _), value in zip(axes, values):
-            _set_path(tree, path, value)
+            set_field(tree, path, value)
         runs.append(RunSpec.model_validate(tree))
     return runs
 

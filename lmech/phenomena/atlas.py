@@ -5,7 +5,7 @@ from collections.abc import Callable
 
 from lmech.engine import execute
 from lmech.phenomena.verdict import Phenomenon, Verdict, figure_png
-from lmech.spec import RunSpec
+from lmech.spec import RunSpec, set_field
 from lmech.store import Store
 
 __all__ = ["run_phenomenon", "apply_overrides"]
@@ -19,15 +19,10 @@ def apply_overrides(runs: list[RunSpec], overrides: dict[str, object]) -> list[R
     for spec in runs:
         tree = spec.model_dump(mode="json")
         for path, value in overrides.items():
-            node = tree
-            parts = path.split(".")
-            for part in parts[:-1]:
-                if not isinstance(node, dict) or part not in node:
-                    raise ValueError(f"--set {path}: '{part}' is not a field of the run spec")
-                node = node[part]
-            if parts[-1] not in node:
-                raise ValueError(f"--set {path}: '{parts[-1]}' is not a field of the run spec")
-            node[parts[-1]] = value
+            try:
+                set_field(tree, path, value)
+            except ValueError as error:
+                raise ValueError(f"--set {path}: {error}") from None
         out.append(RunSpec.model_validate(tree))
     return out
 
