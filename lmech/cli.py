@@ -173,7 +173,7 @@ def run(
 
 
 def _load_sweep(path: Path | None, sets: dict[str, object]):
-    from lmech.spec import SweepSpec
+    from lmech.spec import SweepSpec, set_field
 
     tree: dict = {}
     if path is not None:
@@ -186,13 +186,10 @@ def _load_sweep(path: Path | None, sets: dict[str, object]):
         if not isinstance(tree, dict):
             raise InputError(f"{path} must hold a mapping of spec fields")
     for key, value in sets.items():
-        node = tree
-        parts = key.split(".")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise InputError(f"--set {key}: '{part}' is not a section")
-        node[parts[-1]] = value
+        try:
+            set_field(tree, key, value, create=True)
+        except ValueError as error:
+            raise InputError(f"--set {key}: {error}") from None
     return SweepSpec.model_validate(tree)
 
 
@@ -252,14 +249,19 @@ def _runs_table(rows: list[dict]):
     return table
 
 
+def _stores(runs: Path):
+    """The store at --runs and the stores one level below it (atlas runs live there)."""
+    from lmech.store import Store
+
+    below = [Store(p) for p in sorted(runs.iterdir()) if p.is_dir()] if runs.is_dir() else []
+    return [Store(runs), *below]
+
+
 @app.command("ls")
 def list_runs(runs: RunsDir = Path("lmech-runs"), as_json: JsonFlag = False):
     """List finished runs in the store (searched recursively one level: atlas stores too)."""
-    from lmech.store import Store
-
     with _user_errors():
-        stores = [Store(runs)] + ([Store(p) for p in sorted(runs.iterdir()) if p.is_dir()] if runs.is_dir() else [])
-        rows = [dict(_run_row(s, i), store=str(s.root)) for s in stores for i in s.run_ids()]
+        rows = [dict(_run_row(s, i), store=str(s.root)) for s in _stores(runs) for i in s.run_ids()]
     if as_json:
         _emit_json({"runs": rows})
     else:
@@ -270,11 +272,8 @@ def list_runs(runs: RunsDir = Path("lmech-runs"), as_json: JsonFlag = False):
 @app.command()
 def show(run_id: Annotated[str, typer.Argument()], runs: RunsDir = Path("lmech-runs"), as_json: JsonFlag = False):
     """Show one run: its spec, summary and final metrics."""
-    from lmech.store import Store
-
     with _user_errors():
-        candidates = [Store(runs)] + ([Store(p) for p in sorted(runs.iterdir()) if p.is_dir()] if runs.is_dir() else [])
-        store = next((s for s in candidates if s.path(run_id).is_dir()), None)
+        store = next((s for s in _stores(runs) if s.path(run_id).is_dir()), None)
         if store is None:
             raise InputError(f"no run '{run_id}' in {runs}")
         spec, summary = store.spec(run_id), store.summary(run_id)
