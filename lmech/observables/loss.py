@@ -9,13 +9,17 @@ from lmech.train.losses import per_member_loss
 __all__ = ["loss"]
 
 
-def loss(state: TrainState) -> dict[str, Tensor]:
+def loss(state: TrainState, train: bool = True) -> dict[str, Tensor]:
     """train_loss and test_loss, each (K,), in the task's loss units (mse: 0.5*squared error summed over outputs).
 
-    Algorithm: one full forward pass per split; cost 2 forward passes.
+    Option train=False skips train_loss: for one-pass (online) runs whose
+    training set is the whole stream, where a full pass over it would cost far
+    more than the training itself and the test loss is the quantity of interest.
+
+    Algorithm: one full forward pass per split; cost 2 forward passes (1 without train).
     """
     with torch.no_grad():
-        return {
-            "train_loss": per_member_loss(state.outputs(state.x_train), state.y_train, state.loss),
-            "test_loss": per_member_loss(state.outputs(state.x_test), state.y_test, state.loss),
-        }
+        out = {"test_loss": per_member_loss(state.outputs(state.x_test), state.y_test, state.loss)}
+        if train:
+            out["train_loss"] = per_member_loss(state.outputs(state.x_train), state.y_train, state.loss)
+        return out

@@ -13,6 +13,7 @@ from lmech.tasks.digits import DigitsSpec, make_digits
 from lmech.tasks.gaussian_regression import GaussianRegressionSpec, make_gaussian_regression
 from lmech.tasks.modular_addition import ModularAdditionSpec, make_modular_addition
 from lmech.tasks.power_law_features import PowerLawFeaturesSpec, make_power_law_features
+from lmech.tasks.power_law_map import PowerLawMapSpec, make_power_law_map
 from lmech.tasks.task import LossName, Task
 from lmech.tasks.teacher_student import TeacherStudentSpec, make_teacher_student
 
@@ -25,11 +26,12 @@ _TASKS = {
     "digits": (DigitsSpec, make_digits),
     "modular_addition": (ModularAdditionSpec, make_modular_addition),
     "power_law_features": (PowerLawFeaturesSpec, make_power_law_features),
+    "power_law_map": (PowerLawMapSpec, make_power_law_map),
 }
 
 TaskSpec = Annotated[
     Union[GaussianRegressionSpec, DeepLinearSpec, TeacherStudentSpec, DigitsSpec, ModularAdditionSpec,
-          PowerLawFeaturesSpec],
+          PowerLawFeaturesSpec, PowerLawMapSpec],
     Field(discriminator="name"),
 ]
 TASK_NAMES = tuple(_TASKS)

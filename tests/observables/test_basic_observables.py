@@ -77,3 +77,10 @@ def test_coefficient_error_is_distance_to_beta():
     beta = state.tasks[0].extras["beta"]
     value = OBSERVABLES["coefficient_error"].function(state)["coefficient_error"].item()
     assert abs(value - beta.pow(2).sum().item()) < 1e-6  # zero init: |0 - beta|^2
+
+
+def test_loss_without_train_split_returns_only_the_test_loss():
+    state = _state([RunSpec(model=ModelSpec(width=8), seed=s, observe={}) for s in (0, 1)])
+    both = OBSERVABLES["loss"].function(state)
+    test_only = OBSERVABLES["loss"].function(state, train=False)
+    assert set(test_only) == {"test_loss"} and torch.equal(test_only["test_loss"], both["test_loss"])

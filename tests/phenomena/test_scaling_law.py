@@ -1,9 +1,11 @@
 import numpy as np
 import pytest
 
+from lmech.phenomena._scaling_forecast import BATCH, forecast_from_cells, forecast_specs
 from lmech.phenomena.atlas import run_phenomenon
 from lmech.phenomena.scaling_law import EXPONENT_TOLERANCE, PHENOMENON
 from lmech.store import Store
+from lmech.train.schedule import observation_steps
 
 
 def _rf_measurement(prediction, shift=0.0):
@@ -18,18 +20,53 @@ def _rf_measurement(prediction, shift=0.0):
     return {"rf": curves}
 
 
-def _synthetic(rf_shift=0.0):
+def _forecast_measurement(held_out_factor=1.0):
+    """Cells of the fast design from an exact coupled law; the widest runs' losses times held_out_factor."""
+    specs = forecast_specs(PHENOMENON.runs(True))
+    widths = sorted({s.model.width for s in specs})
+    steps = [s for s in observation_steps("log", 24, specs[0].steps) if s > 0]
+    dim = specs[0].task.input_dim
+    n, d = (np.array(v, float) for v in zip(*[(2 * dim * w, BATCH * s) for w in widths for s in steps]))
+    loss = 0.3 + ((20.0 / n**0.9) ** (1 / 3) + (5e4 / d**1.7) ** (1 / 3)) ** 3
+    loss = np.where(n == n.max(), loss * held_out_factor, loss)
+    return forecast_from_cells(n, d, loss, 1e-3 * loss, bootstrap=10)
+
+
+def _synthetic(rf_shift=0.0, held_out_factor=1.0):
     prediction = PHENOMENON.predict(PHENOMENON.runs(True))
-    return prediction, _rf_measurement(prediction, rf_shift)
+    return prediction, {**_rf_measurement(prediction, rf_shift),
+                        "forecast": _forecast_measurement(held_out_factor)}
 
 
-def test_exact_power_laws_pass():
-    assert PHENOMENON.compare(*_synthetic()).passed
+@pytest.fixture(scope="module")
+def exact():
+    return _synthetic()
 
 
-def test_exponent_off_by_0_2_fails():
-    comparison = PHENOMENON.compare(*_synthetic(rf_shift=0.2))
-    assert not comparison.passed and comparison.error == pytest.approx(0.2)
+def test_exact_power_laws_pass(exact):
+    comparison = PHENOMENON.compare(*exact)
+    assert comparison.passed
+    assert max(comparison.details["forecast"]["forecast_relative_error_largest"]) < 0.005
+
+
+def test_exponent_off_by_0_2_fails(exact):
+    prediction, measurement = exact
+    shifted = {**measurement, **_rf_measurement(prediction, 0.2)}
+    comparison = PHENOMENON.compare(prediction, shifted)
+    assert not comparison.passed and comparison.error == pytest.approx(0.2 / EXPONENT_TOLERANCE)
+
+
+def test_held_out_runs_8_percent_off_the_law_fail():
+    comparison = PHENOMENON.compare(*_synthetic(held_out_factor=1.08))
+    assert not comparison.passed
+    assert comparison.error == pytest.approx(0.08 / 0.05, rel=0.1)
+
+
+def test_held_out_runs_3_percent_off_pass_the_error_but_fail_coverage():
+    """Within 5%, but the interval of a near-exact fit (0.1% noise) cannot reach a 3% miss."""
+    comparison = PHENOMENON.compare(*_synthetic(held_out_factor=1.03))
+    assert comparison.error < 1.0 and not comparison.passed
+    assert not any(comparison.details["forecast"]["interval_covers_largest"])
 
 
 def test_fast_runs_sit_in_the_asymptotic_regime():
@@ -50,3 +87,15 @@ def test_fast_mode_passes_and_a_shifted_prediction_fails(tmp_path):
     measurement = PHENOMENON.measure(Store(tmp_path), specs)
     shifted = {"rf": {k: v + 2 * EXPONENT_TOLERANCE for k, v in prediction["rf"].items()}}
     assert not PHENOMENON.compare({**prediction, **shifted}, measurement).passed
+    forecast = measurement["forecast"]
+    off = {**forecast, "loss": np.where(forecast["held"], 1.1 * forecast["loss"], forecast["loss"])}
+    assert not PHENOMENON.compare(prediction, {**measurement, "forecast": off}).passed
+
+
+def test_forecast_design_holds_out_the_widest_at_the_largest_data():
+    specs = forecast_specs(PHENOMENON.runs(True))
+    widths = sorted({s.model.width for s in specs})
+    assert len(widths) == 5 and widths[-1] == 2 * widths[-2]
+    assert all(s.data_seed is None and s.optimizer.batch_size == BATCH for s in specs)
+    assert all(s.task.n_train == BATCH * s.steps for s in specs)  # one pass: every example fresh
+    assert len({s.seed for s in specs}) >= 8
