@@ -308,16 +308,19 @@ def fit_scaling(
     d_col: Annotated[str, typer.Option("--d-col", help="data-size column")] = "D",
     loss_col: Annotated[str, typer.Option("--loss-col", help="loss column")] = "loss",
     budget: Annotated[Optional[list[float]], typer.Option("--budget", help="compute budget C = 6ND (repeatable)")] = None,
+    law: Annotated[str, typer.Option(help="additive: E + A/N^alpha + B/D^beta (Chinchilla); coupled: "
+                                          "E + ((A/N^alpha)^(1/p) + (B/D^beta)^(1/p))^p")] = "additive",
     bootstrap: Annotated[int, typer.Option(help="bootstrap resamples for the intervals")] = 100,
     figure: Annotated[Path, typer.Option("--figure", help="PNG to write")] = Path("lmech-report/scaling-fit.png"),
     as_json: JsonFlag = False,
 ):
-    """Fit L = E + A/N^alpha + B/D^beta (Chinchilla approach 3) with bootstrap intervals and allocate budgets."""
+    """Fit L = E + A/N^alpha + B/D^beta (Chinchilla approach 3; --law coupled adds a coupling p) with
+    bootstrap intervals and allocate budgets."""
     from lmech.report.fit_commands import fit_scaling_csv, print_scaling_fit, scaling_figure
 
     with _user_errors():
         with _spinner(f"fitting with {bootstrap} bootstrap resamples", enabled=not as_json):
-            result = fit_scaling_csv(csv, n_col, d_col, loss_col, budget or [], bootstrap=bootstrap)
+            result = fit_scaling_csv(csv, n_col, d_col, loss_col, budget or [], law=law, bootstrap=bootstrap)
         result["figure"] = str(scaling_figure(csv, figure, result, n_col, d_col, loss_col))
     if as_json:
         _emit_json(result)

@@ -18,7 +18,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from lmech.errors import InputError
-from lmech.theory.scaling_law import compute_optimal_allocation, fit_power_law, fit_scaling_law
+from lmech.theory.coupled_scaling_law import CoupledScalingLawFit, fit_coupled_scaling_law
+from lmech.theory.scaling_law import ScalingLawFit, compute_optimal_allocation, fit_power_law, fit_scaling_law
 
 __all__ = ["curve_figure", "fit_curve_csv", "fit_scaling_csv", "print_curve_fit", "print_scaling_fit", "read_columns",
            "scaling_figure"]
@@ -67,7 +68,7 @@ def _allocation_rows(fit, budgets: Sequence[float]) -> list[dict[str, float | No
     for b in budgets:
         if not (math.isfinite(b) and b > 0):
             raise InputError(f"budget {b} must be finite and > 0 (FLOPs)")
-    alloc = compute_optimal_allocation(fit, np.asarray(budgets, dtype=np.float64))
+    alloc = _allocate(fit, np.asarray(budgets, dtype=np.float64))
     rows = []
     for i, c in enumerate(alloc.compute):
         def bound(arr, j):
@@ -80,6 +81,22 @@ def _allocation_rows(fit, budgets: Sequence[float]) -> list[dict[str, float | No
     return rows
 
 
+LAWS = {"additive": ("E", "A", "B", "alpha", "beta"), "coupled": ("E", "A", "B", "alpha", "beta", "p")}
+LAW_FORMULAS = {"additive": "L = E + A/N^alpha + B/D^beta",
+                "coupled": "L = E + ((A/N^alpha)^(1/p) + (B/D^beta)^(1/p))^p"}
+
+
+def _allocate(fit, budgets: np.ndarray):
+    return fit.allocate(budgets) if isinstance(fit, CoupledScalingLawFit) else compute_optimal_allocation(fit, budgets)
+
+
+def law_from_result(result: dict) -> ScalingLawFit | CoupledScalingLawFit:
+    """The point-estimate law of a ``fit_scaling_csv`` result (no bootstrap), for curves and frontiers."""
+    names = LAWS[result["law"]]
+    cls = CoupledScalingLawFit if result["law"] == "coupled" else ScalingLawFit
+    return cls(**{k: result[k] for k in names}, objective=0.0, n_points=result["n_points"], level=result["level"])
+
+
 def fit_scaling_csv(
     path: str | Path,
     n_col: str = "N",
@@ -87,13 +104,15 @@ def fit_scaling_csv(
     loss_col: str = "loss",
     budgets: Sequence[float] = (),
     *,
+    law: str = "additive",
     bootstrap: int = 100,
     level: float = 0.95,
     seed: int = 0,
 ) -> dict:
-    """Fit ``L = E + A/N^alpha + B/D^beta`` to a CSV and allocate compute budgets.
+    """Fit ``L = E + A/N^alpha + B/D^beta`` (law "additive", Chinchilla) or the coupled law
+    ``E + ((A/N^alpha)^(1/p) + (B/D^beta)^(1/p))^p`` (law "coupled") to a CSV and allocate compute budgets.
 
-    Returns a JSON-ready dict: ``E, A, B, alpha, beta`` (floats),
+    Returns a JSON-ready dict: ``law``, ``E, A, B, alpha, beta`` (floats; and ``p`` for "coupled"),
     ``intervals`` ``{name: [lo, hi]}`` (bootstrap, at ``level``),
     ``allocation`` (one ``{budget, N_opt, N_lo, N_hi, D_opt, D_lo, D_hi, loss}``
     per budget in FLOPs, under ``C = 6 N D``), ``n_points``, ``level``.
@@ -102,9 +121,12 @@ def fit_scaling_csv(
     ``NotIdentifiableError`` (an ``InputError``) when the data cannot
     identify the law (see ``lmech.theory.scaling_law.fit_scaling_law``).
     """
+    if law not in LAWS:
+        raise InputError(f"unknown law '{law}'; known: {', '.join(LAWS)}")
     cols = read_columns(path, [n_col, d_col, loss_col])
-    fit = fit_scaling_law(cols[n_col], cols[d_col], cols[loss_col], bootstrap=bootstrap, level=level, seed=seed)
-    return {"E": fit.E, "A": fit.A, "B": fit.B, "alpha": fit.alpha, "beta": fit.beta,
+    fitter = fit_coupled_scaling_law if law == "coupled" else fit_scaling_law
+    fit = fitter(cols[n_col], cols[d_col], cols[loss_col], bootstrap=bootstrap, level=level, seed=seed)
+    return {"law": law, **{k: getattr(fit, k) for k in LAWS[law]},
             "intervals": _interval_dict(fit.intervals), "allocation": _allocation_rows(fit, list(budgets)),
             "n_points": fit.n_points, "level": level}
 
@@ -164,15 +186,13 @@ def scaling_figure(
     compute = 6.0 * cols[n_col] * cols[d_col]
     budgets = [row["budget"] for row in result["allocation"]]
     c_grid = np.logspace(np.log10(compute.min()), np.log10(max([compute.max(), *budgets])), 200)
-    e, a, b, al, be = (result[k] for k in ("E", "A", "B", "alpha", "beta"))
-    g = (al * a / (be * b)) ** (1.0 / (al + be))
-    n_opt = g * (c_grid / 6) ** (be / (al + be))
-    d_opt = (c_grid / 6) ** (al / (al + be)) / g
+    frontier = _allocate(law_from_result(result), c_grid)
+    e = result["E"]
     fig = Figure(figsize=(6.4, 4.4))
     ax = fig.add_subplot()
     sc = ax.scatter(compute, cols[loss_col], c=np.log10(cols[n_col]), s=14, cmap="viridis", label="runs")
     fig.colorbar(sc, ax=ax, label=f"log10 {n_col}")
-    ax.plot(c_grid, e + a / n_opt**al + b / d_opt**be, "k-", lw=1.5, label="fit: compute-optimal frontier")
+    ax.plot(c_grid, frontier.loss, "k-", lw=1.5, label="fit: compute-optimal frontier")
     for row in result["allocation"]:
         ax.plot([row["budget"]], [row["loss"]], "r*", ms=11)
         ax.annotate(f"N={row['N_opt']:.2g}", (row["budget"], row["loss"]), textcoords="offset points",
@@ -181,7 +201,7 @@ def scaling_figure(
     ax.set_xscale("log")
     ax.set_xlabel("compute C = 6 N D (FLOPs)")
     ax.set_ylabel(loss_col)
-    ax.set_title(f"L = E + A/N^{al:.2f} + B/D^{be:.2f}")
+    ax.set_title(LAW_FORMULAS[result["law"]] + f"  (alpha {result['alpha']:.2f}, beta {result['beta']:.2f})")
     ax.legend(fontsize=8)
     return _save(fig, out)
 
@@ -215,11 +235,11 @@ def print_scaling_fit(result: dict, console) -> None:
     """The parameters with intervals and the allocation table of `fit_scaling_csv`, as rich tables."""
     from rich.table import Table
 
-    table = Table(title=f"L = E + A/N^alpha + B/D^beta  ({result['n_points']} points, "
+    table = Table(title=f"{LAW_FORMULAS[result['law']]}  ({result['n_points']} points, "
                         f"{int(100 * result['level'])}% bootstrap intervals)")
     for column in ("parameter", "estimate", "interval"):
         table.add_column(column)
-    for name in ("E", "A", "B", "alpha", "beta"):
+    for name in LAWS[result["law"]]:
         lo, hi = result["intervals"][name]
         table.add_row(name, f"{result[name]:.4g}", f"[{lo:.4g}, {hi:.4g}]")
     console.print(table)

@@ -4,6 +4,7 @@ Each function's docstring names its source (paper and equation).
 """
 
 from lmech.errors import NotIdentifiableError
+from lmech.theory.coupled_scaling_law import CoupledScalingLawFit, fit_coupled_scaling_law
 from lmech.theory.critical_batch import (
     CriticalBatchFit,
     fit_critical_batch,

@@ -21,6 +21,7 @@ from scipy.optimize import least_squares
 
 from lmech.errors import InputError, NotIdentifiableError
 from lmech.theory import _lse_fit
+from lmech.theory.scaling_law import Allocation, compute_optimal_allocation
 
 __all__ = ["CoupledScalingLawFit", "fit_coupled_scaling_law"]
 
@@ -100,6 +101,48 @@ class CoupledScalingLawFit:
         curves = np.exp(np.stack([_log_prediction(t, log_n, log_d) for t in self.bootstrap]))
         lo, hi = np.percentile(curves, [50 * (1 - self.level), 50 * (1 + self.level)], axis=0)
         return lo, hi
+
+    def allocate(self, compute) -> Allocation:
+        """Loss-minimising ``(N, D)`` under ``C = 6 N D`` FLOPs, with bootstrap intervals when available.
+
+        Algorithm: at fixed E and p, minimising the loss is minimising
+        ``A^(1/p) N^(-alpha/p) + B^(1/p) D^(-beta/p)``, the Chinchilla problem
+        with ``(A, B, alpha, beta) -> (A^(1/p), B^(1/p), alpha/p, beta/p)``; so
+        ``N_opt ∝ C^(beta/(alpha+beta))`` as for the additive law
+        (``scaling_law.compute_optimal_allocation``, Hoffmann et al. 2022 Eq. 4),
+        the loss at the optimum from the coupled law; each bootstrap replicate
+        likewise for the percentile intervals.
+        """
+        c = np.atleast_1d(np.asarray(compute, dtype=np.float64))
+        if np.any(~np.isfinite(c)) or np.any(c <= 0):
+            raise InputError("compute budgets must be finite and > 0")
+
+        def point(theta):
+            e, a, b, alpha, beta, p = np.exp(theta[0]), np.exp(theta[1]), np.exp(theta[2]), *theta[3:5], \
+                np.exp(theta[5])
+            reduced = _Additive(e, a ** (1 / p), b ** (1 / p), alpha / p, beta / p)
+            alloc = compute_optimal_allocation(reduced, c)
+            return alloc.n_opt, alloc.d_opt, np.exp(_log_prediction(theta, np.log(alloc.n_opt), np.log(alloc.d_opt)))
+
+        n, d, loss = point(self.theta)
+        if self.bootstrap.shape[0] == 0:
+            return Allocation(compute=c, n_opt=n, d_opt=d, loss=loss)
+        reps = np.stack([np.stack(point(t)) for t in self.bootstrap])  # (K, 3, G)
+        q = [50 * (1 - self.level), 50 * (1 + self.level)]
+        ints = [np.percentile(reps[:, i], q, axis=0).T for i in range(3)]
+        return Allocation(compute=c, n_opt=n, d_opt=d, loss=loss,
+                          n_interval=ints[0], d_interval=ints[1], loss_interval=ints[2])
+
+
+@dataclass(frozen=True)
+class _Additive:
+    """E, A, B, alpha, beta of an additive law (what ``compute_optimal_allocation`` reads)."""
+
+    E: float
+    A: float
+    B: float
+    alpha: float
+    beta: float
 
 
 def _log_sizes(n, d) -> tuple[np.ndarray, np.ndarray]:

@@ -113,3 +113,24 @@ def test_empty_file(tmp_path):
     with pytest.raises(InputError) as exc:
         fit_curve_csv(path, "step", "loss")
     assert "empty" in _one_line(exc)
+
+
+EXAMPLES = Path(__file__).parents[2] / "examples"
+
+
+def test_coupled_law_on_the_shipped_example_recovers_the_noise_floor(tmp_path):
+    """examples/scaling_runs.csv has a true floor of 64 * 0.1^2 / 2 = 0.32 (README's forecasting section)."""
+    res = fit_scaling_csv(EXAMPLES / "scaling_runs.csv", law="coupled", budgets=[1e9], bootstrap=10)
+    json.dumps(res)
+    assert res["law"] == "coupled" and set(res["intervals"]) == {"E", "A", "B", "alpha", "beta", "p"}
+    assert abs(res["E"] / 0.32 - 1) < 0.05
+    row = res["allocation"][0]
+    assert abs(6 * row["N_opt"] * row["D_opt"] / 1e9 - 1) < 1e-9 and row["N_lo"] <= row["N_opt"] <= row["N_hi"]
+    png = scaling_figure(EXAMPLES / "scaling_runs.csv", tmp_path / "coupled.png", res)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_unknown_law_is_one_line(tmp_path):
+    with pytest.raises(InputError) as exc:
+        fit_scaling_csv(_scaling_csv(tmp_path), "params", "tokens", "loss", law="chinchilla", bootstrap=0)
+    assert "unknown law 'chinchilla'" in _one_line(exc)

@@ -81,3 +81,16 @@ def test_refuses_data_with_no_bottleneck_crossover():
     n, d, loss = grid(A=1e-6)
     with pytest.raises(NotIdentifiableError):
         fit_coupled_scaling_law(n, d, loss, bootstrap=0)
+
+
+def test_compute_optimal_allocation_matches_brute_force():
+    from lmech.theory.coupled_scaling_law import CoupledScalingLawFit
+
+    fit = CoupledScalingLawFit(**TRUE, objective=0.0, n_points=0, level=0.95)
+    for budget in (1e9, 1e12, 1e15):
+        n_grid = np.geomspace(1.0, budget / 6, 200_001)
+        losses = law(n_grid, budget / (6 * n_grid), **TRUE)
+        alloc = fit.allocate(budget)
+        assert alloc.n_opt[0] == pytest.approx(n_grid[np.argmin(losses)], rel=1e-3)
+        assert alloc.loss[0] == pytest.approx(losses.min(), rel=1e-9)
+        assert alloc.n_opt[0] * alloc.d_opt[0] * 6 == pytest.approx(budget)
