@@ -131,14 +131,19 @@ def check_identified(theta: np.ndarray, logx: np.ndarray, names: list[str], cond
             raise NotIdentifiableError(
                 f"scaling-law fit not identified: the term with {term} contributes at most "
                 f"{share[j]:.2g} of the predicted loss at every point (the data do not constrain it)")
-    jac = jacobian(theta, logx)
+    check_jacobian(jacobian(theta, logx), cond_max, "scaling-law")
+
+
+def check_jacobian(jac: np.ndarray, cond_max: float, law: str) -> None:
+    """Raise NotIdentifiableError when a column of the (rows, params) Jacobian of the fitted
+    log-loss vanishes or the column-scaled Jacobian has condition number > cond_max."""
     col = np.linalg.norm(jac, axis=0)
-    if np.any(col == 0):
-        raise NotIdentifiableError("scaling-law fit not identified: a parameter has no effect on the fit")
+    if np.any(col <= 1e-12 * max(col.max(), 1e-300)):
+        raise NotIdentifiableError(f"{law} fit not identified: a parameter has no effect on the fit")
     sv = np.linalg.svd(jac / col, compute_uv=False)
     if sv[-1] <= sv[0] / cond_max:
         raise NotIdentifiableError(
-            f"scaling-law fit not identified: degenerate curvature (Jacobian condition number "
+            f"{law} fit not identified: degenerate curvature (Jacobian condition number "
             f"{sv[0] / max(sv[-1], 1e-300):.3g} > {cond_max:.0g}); parameters trade off against each other")
 
 

@@ -193,14 +193,7 @@ def _check_identified(theta, log_n, log_d) -> None:
             raise NotIdentifiableError(
                 f"coupled scaling-law fit not identified: the term {term} contributes at most "
                 f"{np.abs(jac[:, j]).max():.2g} of the predicted loss at every point (the data do not constrain it)")
-    col = np.linalg.norm(jac, axis=0)
-    if np.any(col < 1e-12 * max(col.max(), 1e-300)):
-        raise NotIdentifiableError("coupled scaling-law fit not identified: a parameter has no effect on the fit")
-    sv = np.linalg.svd(jac / col, compute_uv=False)
-    if sv[-1] <= sv[0] / _COND_MAX:
-        raise NotIdentifiableError(
-            f"coupled scaling-law fit not identified: Jacobian condition number "
-            f"{sv[0] / max(sv[-1], 1e-300):.3g} > {_COND_MAX:.0g}; parameters trade off against each other")
+    _lse_fit.check_jacobian(jac, _COND_MAX, "coupled scaling-law")
 
 
 def fit_coupled_scaling_law(
