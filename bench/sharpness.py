@@ -7,11 +7,13 @@ full-batch SGD steps (lr 0.1), all seeded.
 What is measured (per state, medians over alternating rounds, since the machine is
 shared and noisy):
   * reference: lmech sharpness on a float64 copy, residual bound 1e-12 relative;
-  * defaults: lmech `sharpness()` (Lanczos, error bound rel_tol 1e-6) vs PyHessian
+  * defaults: lmech `sharpness()` (Lanczos from its default Gaussian-plus-Jacobian-
+    pullback start, error bound rel_tol 1e-6) vs PyHessian
     `eigenvalues()` (power iteration, tol 1e-3): value, relative error, HVPs, time;
   * equal accuracy (relative error <= 1e-4): lmech with rel_tol 1e-4 vs PyHessian
     with tol tightened by 10x until it gets there (its HVP count is reported);
-    prints `speed-up: N.Nx`;
+    prints `speed-up: N.Nx` (HVP counts per round in parentheses: the seed-to-seed
+    spread of Lanczos at init is +-2 HVPs, so 3 rounds move the median by ~1);
   * Hutchinson trace at the same probe count (PyHessian with tol=-inf so its
     relative-change rule cannot stop it early): times, and lmech's standard error.
 
@@ -184,7 +186,8 @@ def bench_state(name, model, batch, rounds: int, probes: int, target: float = 1e
     def row(label, rs):
         errs = [err(v) for v, _, _ in rs]
         print(f"{label:<34} value {med([v for v, _, _ in rs]):.8g}  rel.err {med(errs):.1e} "
-              f"(max {max(errs):.1e})  HVPs {med([n for _, n, _ in rs]):.0f}  time {med([d for _, _, d in rs]):.2f} s")
+              f"(max {max(errs):.1e})  HVPs {med([n for _, n, _ in rs]):.0f} "
+              f"({','.join(str(n) for _, n, _ in rs)})  time {med([d for _, _, d in rs]):.2f} s")
 
     print(f"-- top eigenvalue, defaults (medians of {rounds} alternating rounds)")
     row("lmech sharpness (rel_tol 1e-6)", runs["lm_def"])
