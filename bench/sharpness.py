@@ -12,7 +12,7 @@ shared and noisy):
     `eigenvalues()` (power iteration, tol 1e-3): value, relative error, HVPs, time;
   * equal accuracy (relative error <= 1e-4): lmech with rel_tol 1e-4 vs PyHessian
     with tol tightened by 10x until it gets there (its HVP count is reported);
-    prints `speed-up: N.Nx` (HVP counts per round in parentheses: the seed-to-seed
+    prints `speed-up: N.Nx` and the timing-free `HVP ratio` (HVP counts per round in parentheses: the seed-to-seed
     spread of Lanczos at init is +-2 HVPs, so 3 rounds move the median by ~1);
   * Hutchinson trace at the same probe count (PyHessian with tol=-inf so its
     relative-change rule cannot stop it early): times, and lmech's standard error.
@@ -201,6 +201,9 @@ def bench_state(name, model, batch, rounds: int, probes: int, target: float = 1e
     speed = med([d for _, _, d in runs["ph_eq"]]) / med([d for _, _, d in runs["lm_eq"]])
     print(f"all runs within target: {ok}")
     print(f"speed-up: {speed:.1f}x")
+    hvps = med([n for _, n, _ in runs["ph_eq"]]) / med([n for _, n, _ in runs["lm_eq"]])
+    print(f"HVP ratio PyHessian / lmech: {hvps:.1f}x (timing-free; one HVP costs the same in both, so the "
+          f"speed-up cannot exceed it by more than lmech's lower per-solve overhead)")
     print(f"-- Hutchinson trace, {probes} Rademacher probes each")
     lm_t, ph_t = med([d for *_, d in runs["lm_tr"]]), med([d for *_, d in runs["ph_tr"]])
     print(f"lmech hessian_trace   estimate {med([e for e, _, _ in runs['lm_tr']]):.6g} "
