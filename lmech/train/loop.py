@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from lmech.models.mlp import ModelPlan, forward, init_params, plan_model
+from lmech.models.mlp import (ModelPlan, forward, init_params, losses_and_grads_shared, plan_model,
+                              supports_manual_backward)
 from lmech.seeding import generator
 from lmech.spec import RunSpec, group_key
 from lmech.tasks import Task, make_task
@@ -142,20 +143,30 @@ def _take(x: Tensor, index: Tensor, per_member_data: bool) -> Tensor:
     return x[torch.arange(x.shape[0]).unsqueeze(1), index]
 
 
-def member_chunks(k: int, floats_per_member: int, chunk_bytes: int) -> list[slice]:
-    """Split K members into contiguous slices whose activations (4 bytes a float) fit chunk_bytes."""
+def member_chunks(k: int, floats_per_member: int, chunk_bytes: int, at_least: int = 1) -> list[slice]:
+    """Split K members into contiguous slices whose activations (4 bytes a float) fit chunk_bytes,
+    and into at least min(at_least, K) slices (one per worker thread)."""
     size = max(1, chunk_bytes // max(4 * floats_per_member, 1))
+    size = min(size, -(-k // max(at_least, 1)))
     return [slice(start, min(start + size, k)) for start in range(0, k, size)]
 
 
-def losses_and_grads(state: TrainState, x: Tensor, y: Tensor,
-                     chunks: list[slice] | None = None) -> tuple[Tensor, list[Tensor]]:
+def losses_and_grads(state: TrainState, x: Tensor, y: Tensor, chunks: list[slice] | None = None,
+                     workers: int = 1, workspace: dict | None = None) -> tuple[Tensor, list[Tensor]]:
     """Per-member losses (K,) on (x, y) and the gradients of their sum (one (K, ...) tensor per
-    parameter, member k's gradient in slice k), computed chunk by chunk (default: one chunk).
+    parameter, member k's gradient in slice k; possibly non-contiguous views), computed chunk
+    by chunk (default: one chunk).
 
     x is shared (N, D) or per member (K, N, D); y is per member exactly when x is.
+    Shared x with a relu or linear MLP and mse or cross_entropy: the hand-derived backward
+    (lmech.models.mlp.losses_and_grads_shared), its chunks split over `workers` threads, its
+    buffers (and so the gradients) reused through `workspace`; otherwise autograd.
     """
     names = list(state.params)
+    if supports_manual_backward(state.plan, x, state.loss):
+        losses, grads = losses_and_grads_shared(state.plan, state.params, x, y, state.loss, state.output_multiplier,
+                                                chunks or [slice(0, state.output_multiplier.shape[0])], workers, workspace)
+        return losses, [grads[n] for n in names]
     if chunks is None or len(chunks) == 1:
         losses = per_member_loss(forward(state.plan, state.params, x, state.output_multiplier), y, state.loss)
         return losses, list(torch.autograd.grad(losses.sum(), [state.params[n] for n in names]))
@@ -178,6 +189,7 @@ def train_ensemble(
     observe_steps: set[int] | None = None,
     on_step: Callable[[int], None] | None = None,
     chunk_bytes: int = 8 << 20,
+    manual_chunk_bytes: int = 2 << 20,
 ) -> list[MemberResult]:
     """Train K runs at once; return one MemberResult per spec, in order.
 
@@ -188,6 +200,9 @@ def train_ensemble(
     large activations at once would stream through memory and (above glibc's mmap
     threshold) be page-faulted in on every step, making the ensemble slower than a loop
     (MEASURED.md); chunks keep the step compute-bound. Results do not depend on chunking.
+    Shared inputs with a relu or linear MLP take the hand-derived step
+    (lmech.models.mlp.losses_and_grads_shared) with chunks under manual_chunk_bytes, spread
+    over torch.get_num_threads() worker threads (one op thread each) when the step is large.
     """
     start = time.perf_counter()
     state = build_ensemble(specs)
@@ -202,7 +217,16 @@ def train_ensemble(
     names = list(state.params)
     per_member = len(state.tasks) > 1
     batch = n_train if full_batch else opt.batch_size
-    chunks = member_chunks(len(specs), batch * max(layer.fan_out for layer in state.plan.layers), chunk_bytes)
+    floats = batch * max(layer.fan_out for layer in state.plan.layers)
+    if supports_manual_backward(state.plan, state.x_train, state.loss):
+        # hand-derived step: chunks small enough to stay cache-resident and, when the step is
+        # large enough to pay for a thread hand-off, at least one chunk per thread
+        big = 4 * floats * len(specs) >= manual_chunk_bytes
+        workers = torch.get_num_threads() if big else 1
+        chunks = member_chunks(len(specs), floats, min(chunk_bytes, manual_chunk_bytes), workers)
+    else:
+        workers, chunks = 1, member_chunks(len(specs), floats, chunk_bytes)
+    workspace: dict = {}  # the hand-derived step's buffers, reused every step
 
     def record(values: dict[str, Tensor]) -> None:
         for name, value in values.items():
@@ -219,7 +243,7 @@ def train_ensemble(
         else:
             index = next(batches)
             x, y = _take(state.x_train, index, per_member), _take(state.y_train, index, per_member)
-        losses, grads = losses_and_grads(state, x, y, chunks)
+        losses, grads = losses_and_grads(state, x, y, chunks, workers, workspace)
         if not bool(torch.isfinite(losses).all()):  # frozen members are zeroed, so finite
             finite = torch.isfinite(losses)
             newly = alive & ~finite
