@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from lmech.models.mlp import (ModelPlan, forward, init_params, losses_and_grads_shared, plan_model,
-                              supports_manual_backward)
+from lmech.models.mlp import ModelPlan, forward, init_params, plan_model
+from lmech.models.mlp_backward import losses_and_grads_shared, supports_manual_backward
 from lmech.seeding import generator
 from lmech.spec import RunSpec, group_key
 from lmech.tasks import Task, make_task
@@ -159,7 +159,7 @@ def losses_and_grads(state: TrainState, x: Tensor, y: Tensor, chunks: list[slice
 
     x is shared (N, D) or per member (K, N, D); y is per member exactly when x is.
     Shared x with a relu or linear MLP and mse or cross_entropy: the hand-derived backward
-    (lmech.models.mlp.losses_and_grads_shared), its chunks split over `workers` threads, its
+    (lmech.models.mlp_backward.losses_and_grads_shared), its chunks split over `workers` threads, its
     buffers (and so the gradients) reused through `workspace`; otherwise autograd.
     """
     names = list(state.params)
@@ -201,7 +201,7 @@ def train_ensemble(
     threshold) be page-faulted in on every step, making the ensemble slower than a loop
     (MEASURED.md); chunks keep the step compute-bound. Results do not depend on chunking.
     Shared inputs with a relu or linear MLP take the hand-derived step
-    (lmech.models.mlp.losses_and_grads_shared) with chunks under manual_chunk_bytes, spread
+    (lmech.models.mlp_backward.losses_and_grads_shared) with chunks under manual_chunk_bytes, spread
     over torch.get_num_threads() worker threads (one op thread each) when the step is large.
     """
     start = time.perf_counter()
