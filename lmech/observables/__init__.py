@@ -46,7 +46,7 @@ class Observable:
 
 
 OBSERVABLES: dict[str, Observable] = {o.name: o for o in (
-    Observable("loss", loss, "train_loss, test_loss", "2 forward passes"),
+    Observable("loss", loss, "train_loss, test_loss (train: false -> test_loss only)", "2 forward passes"),
     Observable("accuracy", accuracy, "train_accuracy, test_accuracy", "2 forward passes"),
     Observable("param_norm", param_norm, "param_norm/<param>, param_norm/total", "O(P)"),
     Observable("grad_norm", grad_norm, "grad_norm", "1 forward + backward"),
