@@ -58,44 +58,90 @@ def fit_power_law(x: np.ndarray, *, min_tail: int = 10) -> tuple[float, float, f
         min_tail: smallest tail size considered for xmin candidates.
 
     Returns:
-        (alpha, xmin, ks_distance, n_tail).
+        (alpha, xmin, ks_distance, n_tail); (NaN, NaN, inf, 0) if every
+        candidate's tail is a single repeated value.
 
     Algorithm:
-        For every candidate xmin = x_(j) leaving >= min_tail points, alpha =
-        1 + n [sum ln(x_i / xmin)]^-1 (eq. 3.1), and D = max_x |S(x) - P(x)|
-        with the fitted CDF P(x) = 1 - (x / xmin)^(1 - alpha) and the tail's
-        empirical CDF S (both sides of each step); keep the xmin with
-        the smallest D (section 3.3). Cost O(E^2).
+        The candidates are the distinct sample values x_(j) (first occurrence
+        in sorted order) leaving n_j = E - j >= min_tail samples. For each, alpha_j =
+        1 + n_j [sum_{i>=j} ln(x_i / x_(j))]^-1 (eq. 3.1), from one suffix cumulative
+        sum of ln x, and D_j = max_{i>=j} |P_j(x_i) - S_j(x_i^-)| with the fitted
+        CDF P_j(x) = 1 - (x / x_(j))^(1 - alpha_j) and S_j(x_i^-) = #{tail
+        samples < x_i} / n_j (that is (i - j) / n_j for distinct values). The xmin
+        with the smallest D_j is kept (section 3.3), the smallest one on ties as in plfit.m.
+        The D_j are vectorized over blocks of candidates. Cost: about E^2 / 2
+        exponentials (about 30 ms for E = 2048). The max over i of a function that is
+        nonlinear in alpha_j does not reduce to cumulative sums, so the cost stays O(E^2).
+
+    KS convention:
+        S is evaluated at the left limit of each step only, i/n_j for i = 0..n_j - 1,
+        as in Clauset's reference code plfit.m (`cx = (0:n-1)'./n`), the `powerlaw`
+        package (`statistics.cdf`, `arange(n)/n`, kept to match plfit: jeffalstott/powerlaw
+        PR #10, issue #111), poweRlaw and WeightWatcher, so alpha and xmin match theirs.
+        The exact supremum of eq. 3.9 also checks the right limits (i+1)/n_j; it
+        exceeds this D_j by at most 1/n_j (distinct values) and can pick another xmin.
+        Those tools consider tails down to 2 samples; here min_tail applies.
 
     Source:
         Clauset, Shalizi & Newman (2009) "Power-law distributions in empirical
-        data", eq. 3.1 (MLE), eq. 3.2 (standard error) and section 3.3 (xmin by KS); Martin & Mahoney (2021)
-        "Implicit self-regularization in deep neural networks", JMLR.
+        data", SIAM Review 51(4), eq. 3.1 (MLE), eq. 3.2 (standard error),
+        section 3.3 (xmin by KS); Alstott, Bullmore & Plenz (2014) `powerlaw`,
+        PLoS ONE 9(1) e85777; Martin & Mahoney (2021) "Implicit
+        self-regularization in deep neural networks", JMLR 22(165).
 
     Failure modes:
-        Not a goodness-of-fit test: a small D does not prove a power law. Ties
-        at xmin (repeated values) make that candidate's alpha meaningless; the
-        last min_tail - 1 points are never candidates.
+        Not a goodness-of-fit test: a small D does not prove a power law. Small
+        tails give noisy alphas (standard error (alpha - 1) / sqrt(n_tail)); the
+        last min_tail - 1 samples are never candidates. When two distant candidates
+        have nearly equal D_j, a rounding-level change in the samples can move
+        xmin, and alpha with it, by a large amount.
     """
-    x = np.sort(np.asarray(x, dtype=np.float64)[np.asarray(x) > 0])
+    x = np.asarray(x, dtype=np.float64)
+    x = np.sort(x[x > 0])
     n = len(x)
     if n < min_tail or min_tail < 2:
         raise ValueError(f"need >= min_tail={min_tail} >= 2 positive samples, got {n}")
     logs = np.log(x)
     suffix = np.cumsum(logs[::-1])[::-1]  # suffix[j] = sum_{i >= j} ln x_i
-    best = (np.nan, np.nan, np.inf, 0)
-    for j in range(n - min_tail + 1):
-        nt = n - j
-        denom = suffix[j] - nt * logs[j]
-        if denom <= 0:
-            continue
-        alpha = 1.0 + nt / denom
-        cdf = 1.0 - (x[j:] / x[j]) ** (1.0 - alpha)
-        steps = np.arange(nt)
-        d = max(np.max(np.abs((steps + 1) / nt - cdf)), np.max(np.abs(steps / nt - cdf)))
-        if d < best[2]:
-            best = (alpha, float(x[j]), float(d), nt)
-    return best
+    first = np.flatnonzero(np.r_[True, x[1:] != x[:-1]])
+    j = first[first <= n - min_tail]
+    n_tail = n - j
+    denom = suffix[j] - n_tail * logs[j]
+    keep = denom > 0  # False only when the whole tail is one repeated value
+    j, n_tail = j[keep], n_tail[keep]
+    if len(j) == 0:
+        return (np.nan, np.nan, np.inf, 0)
+    alpha = 1.0 + n_tail / denom[keep]
+    d = _ks_distances(logs, np.searchsorted(x, x, side="left"), j, alpha)
+    k = int(np.argmin(d))
+    return (float(alpha[k]), float(x[j[k]]), float(d[k]), int(n_tail[k]))
+
+
+def _ks_distances(logs: np.ndarray, below: np.ndarray, j: np.ndarray, alpha: np.ndarray,
+                  block_entries: int = 1 << 16) -> np.ndarray:
+    """D_j for each candidate tail start j (ascending), see `fit_power_law`; below[i] = #{x < x_i}.
+
+    Blocks of candidates span about block_entries samples (512 KiB of float64, cache-sized).
+    """
+    n = len(logs)
+    d = np.empty(len(j))
+    start = 0
+    while start < len(j):
+        j0 = j[start]
+        stop = min(len(j), start + max(1, block_entries // (n - j0)))
+        jb = j[start:stop, None]
+        # Columns i < j give |0 - 0|: the log ratio and the count are clamped at 0.
+        t = logs[None, j0:] - logs[jb]
+        np.maximum(t, 0.0, out=t)
+        t *= 1.0 - alpha[start:stop, None]
+        np.expm1(t, out=t)  # -P_j(x_i)
+        s = below[None, j0:] - jb
+        np.maximum(s, 0, out=s)
+        t += s / (n - jb)  # S_j(x_i^-) - P_j(x_i)
+        np.abs(t, out=t)
+        d[start:stop] = t.max(axis=1)
+        start = stop
+    return d
 
 
 def weight_spectrum(model: torch.nn.Module, *, min_eigenvalues: int = 50,
@@ -109,8 +155,12 @@ def weight_spectrum(model: torch.nn.Module, *, min_eigenvalues: int = 50,
         min_tail: smallest tail size considered by the fit.
 
     Algorithm:
-        Singular values of W (out, in) by LAPACK in float64, squared; then
-        `fit_power_law`. Cost O(out * in * min(out, in)) + O(E^2) per layer.
+        Eigenvalues of the smaller Gram matrix, W^T W (in, in) if out >= in else
+        W W^T (out, out), in float64 by LAPACK syevd (the nonzero spectrum of W^T W either
+        way; the few negative values that rounding can produce are set to 0); then `fit_power_law`.
+        Cost per layer: out * in * E multiply-adds for the Gram, about (4/3) E^3 for the
+        eigenvalues and O(E^2) for the fit, where E = min(out, in). Forming the Gram costs less
+        than an SVD of W: measured 1.0 s against 4.1 s for 2048 x 2048 on one MKL thread.
 
     Source:
         Martin & Mahoney (2021) JMLR 22(165) (ESD of W^T W, alpha as a quality
@@ -120,13 +170,19 @@ def weight_spectrum(model: torch.nn.Module, *, min_eigenvalues: int = 50,
         alpha on small layers is noise (hence min_eigenvalues). Alpha is
         scale-invariant, so layers with different normalizations compare fine,
         but the ESD values themselves are in raw parameter units (no 1/N).
+        The Gram matrix squares W's condition number: eigenvalues carry an absolute
+        error of order 1e-16 * lambda_max (times a slowly growing factor in E), whereas squared
+        singular values from an SVD keep their relative accuracy. Eigenvalues below
+        about 1e-12 lambda_max are therefore not resolved; this matters only when
+        such values enter the fit.
     """
     layers = {}
     for name, p in model.named_parameters():
         if p.ndim < 2:
             continue
         w = p.detach().to(torch.float64).reshape(p.shape[0], -1)
-        eig = torch.linalg.svdvals(w).pow(2)
+        gram = w.T @ w if w.shape[0] >= w.shape[1] else w @ w.T
+        eig = torch.linalg.eigvalsh(gram).flip(0).clamp_min(0.0)
         if len(eig) < max(min_eigenvalues, min_tail):
             layers[name] = LayerSpectrum(eig, float("nan"), float("nan"), float("nan"), float("nan"), 0,
                                          False, f"{len(eig)} eigenvalues < min_eigenvalues={min_eigenvalues}")
