@@ -115,9 +115,7 @@ def _derivative(module: torch.nn.Module, z: Tensor) -> Tensor:
 def _structured_factors(modules: list[torch.nn.Module], flatten: bool, x: Tensor) -> list[_LayerFactors]:
     """Per trainable Linear layer, the inputs it saw and the logits' cotangents at its output."""
     with torch.no_grad():
-        a = x.reshape(x.shape[0], -1) if flatten else x
-        if a.dim() != 2:
-            raise ValueError(f"the structured NTK needs (N, features) inputs, got shape {tuple(x.shape)}")
+        a = x.reshape(x.shape[0], -1) if flatten else x  # (n, features): ntk_gram checked
         linears: list[list] = []  # [module, its input, derivative of the activations after it]
         for module in modules:
             if type(module) is torch.nn.Linear:
@@ -173,8 +171,9 @@ def _structured_gram(modules: list[torch.nn.Module], flatten: bool, inputs1: Ten
     """The Gram from layer factors, in row chunks whose factors fit in half of cache_floats; the
     second set's factors are computed once when they fit in the other half."""
     second = inputs1 if inputs2 is None else inputs2
-    probe = _structured_factors(modules, flatten, second[:1])
-    per_sample = sum((f.inputs.shape[1] if f.inputs is not None else 0) + f.cotangents[:, 0].numel() for f in probe)
+    linears = [m for m in modules if type(m) is torch.nn.Linear]
+    classes = linears[-1].out_features
+    per_sample = sum(m.in_features + classes * m.out_features for m in linears)  # factor floats a sample
     rows = max(1, cache_floats // (2 * per_sample))
     cached = _structured_factors(modules, flatten, second) if second.shape[0] <= rows else None
     blocks = []
@@ -270,9 +269,7 @@ def ntk_gram(model: torch.nn.Module, inputs1: Float[Tensor, "N ..."],
         raise ValueError(f"method must be 'auto', 'structured' or 'jacobian', got {method!r}")
     if method != "jacobian":
         layers = structured_layers(model)
-        flat = layers is not None and all(
-            (x.reshape(x.shape[0], -1) if layers[1] else x).dim() == 2 for x in (inputs1, inputs2) if x is not None)
-        if layers is not None and flat:
+        if layers is not None and (layers[1] or all(x.dim() == 2 for x in (inputs1, inputs2) if x is not None)):
             return NTKGram(_structured_gram(*layers, inputs1, inputs2, mode, cache_floats), mode)
         if method == "structured":
             raise ValueError("method='structured' needs an nn.Sequential of nn.Linear and elementwise "

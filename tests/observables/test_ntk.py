@@ -196,3 +196,14 @@ def test_jacobian_method_mirrors_symmetric_blocks_of_a_deep_net():
     for mode, ref in refs.items():
         k = ntk_gram(model, x, mode=mode, method="jacobian", chunk_size=3).gram
         assert torch.linalg.norm(k - ref) / torch.linalg.norm(ref) < 1e-12, mode
+
+
+def test_inputs_with_extra_axes_fall_back_to_the_jacobian_method():
+    model = _seeded(_architectures()["relu"].double(), seed=13)
+    x = torch.randn(5, 2, 4, generator=torch.Generator().manual_seed(14), dtype=torch.float64)  # (N, T, D)
+    with pytest.raises(ValueError, match="structured"):
+        ntk_gram(model, x, method="structured")
+    j = _trainable_jacobian(model, x)  # outputs (N, T, C) flattened to T * C logits
+    ref = torch.einsum("ncp,mcp->nm", j, j)
+    k = ntk_gram(model, x).gram
+    assert torch.linalg.norm(k - ref) / torch.linalg.norm(ref) < 1e-12
