@@ -28,22 +28,7 @@ from threadpoolctl import threadpool_limits
 from torch.func import functional_call, jacrev, vmap
 
 from lmech.observables.ntk import ntk_gram
-
-
-def digits(n: int) -> torch.Tensor:
-    from sklearn.datasets import load_digits
-
-    x = torch.tensor(load_digits().data, dtype=torch.float32)
-    std = x.std(0)
-    x = (x - x.mean(0)) / torch.where(std > 0, std, torch.ones_like(std))
-    return x[:n]
-
-
-def mlp(seed: int = 0) -> torch.nn.Module:
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        return torch.nn.Sequential(torch.nn.Linear(64, 128), torch.nn.ReLU(), torch.nn.Linear(128, 128),
-                                   torch.nn.ReLU(), torch.nn.Linear(128, 10))
+from workloads import digits, relu_mlp
 
 
 def loop_ntk(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -79,7 +64,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     threadpool_limits(args.threads)
-    model, x = mlp(), digits(args.n)
+    model, x = relu_mlp([64, 128, 128, 10], seed=0), digits()[0][:args.n]
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}; "
           f"{sum(p.numel() for p in model.parameters())} parameters, {x.shape[0]} inputs, trace over 10 logits")
     methods = {

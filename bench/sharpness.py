@@ -58,35 +58,7 @@ except ImportError:
 
 from lmech.observables.hessian_trace import hessian_trace
 from lmech.observables.sharpness import sharpness
-
-
-def digits() -> tuple[torch.Tensor, torch.Tensor]:
-    from sklearn.datasets import load_digits
-
-    d = load_digits()
-    x = torch.tensor(d.data, dtype=torch.float32)
-    std = x.std(0)
-    x = (x - x.mean(0)) / torch.where(std > 0, std, torch.ones_like(std))
-    return x, torch.tensor(d.target)
-
-
-def mlp(seed: int) -> torch.nn.Module:
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        return torch.nn.Sequential(torch.nn.Linear(64, 512), torch.nn.ReLU(), torch.nn.Linear(512, 512),
-                                   torch.nn.ReLU(), torch.nn.Linear(512, 512), torch.nn.ReLU(),
-                                   torch.nn.Linear(512, 10))
-
-
-def train(model: torch.nn.Module, batch, steps: int, lr: float) -> torch.nn.Module:
-    model = copy.deepcopy(model)
-    opt = torch.optim.SGD(model.parameters(), lr=lr)
-    for _ in range(steps):
-        opt.zero_grad()
-        torch.nn.functional.cross_entropy(model(batch[0]), batch[1]).backward()
-        opt.step()
-    opt.zero_grad(set_to_none=True)
-    return model
+from workloads import digits, relu_mlp, train_full_batch
 
 
 class HVPCounter:
@@ -225,10 +197,10 @@ def main() -> None:
     threadpool_limits(args.threads)
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, pyhessian {getattr(pyhessian, '__version__', '0.1')}")
     batch = digits()
-    model = mlp(seed=0)
+    model = relu_mlp([64, 512, 512, 512, 10], seed=0)
     print(f"parameters: {sum(p.numel() for p in model.parameters())}, examples: {len(batch[1])}")
     bench_state("initialization", model, batch, args.rounds, args.probes)
-    trained = train(model, batch, args.steps, args.lr)
+    trained = train_full_batch(model, batch, args.steps, args.lr)
     with torch.no_grad():
         loss = torch.nn.functional.cross_entropy(trained(batch[0]), batch[1]).item()
     bench_state(f"after {args.steps} full-batch SGD steps (lr {args.lr}, loss {loss:.4f})", trained, batch,

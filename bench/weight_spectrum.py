@@ -73,41 +73,10 @@ except ImportError:
              + __doc__[__doc__.index("WeightWatcher is NOT"):])
 
 from lmech.observables.weight_spectrum import weight_spectrum
+from workloads import digits, relu_mlp, train_full_batch
 
 TOLERANCE = 0.05  # the issue's target for |alpha_lmech - alpha_ww|
 MIN_EVALS = 50  # lmech's default min_eigenvalues, passed to WeightWatcher
-
-
-def digits() -> tuple[torch.Tensor, torch.Tensor]:
-    """Standardized sklearn digits (1797, 64) float32 and labels (1797,), as in bench/sharpness.py."""
-    from sklearn.datasets import load_digits
-
-    d = load_digits()
-    x = torch.tensor(d.data, dtype=torch.float32)
-    std = x.std(0)
-    x = (x - x.mean(0)) / torch.where(std > 0, std, torch.ones_like(std))
-    return x, torch.tensor(d.target)
-
-
-def mlp(widths: list[int], seed: int) -> torch.nn.Module:
-    """ReLU MLP with PyTorch's default initialization under torch.manual_seed(seed)."""
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        layers = []
-        for a, b in zip(widths[:-1], widths[1:]):
-            layers += [torch.nn.Linear(a, b), torch.nn.ReLU()]
-        return torch.nn.Sequential(*layers[:-1])
-
-
-def train(model: torch.nn.Module, batch, steps: int, lr: float) -> torch.nn.Module:
-    """Full-batch SGD on cross-entropy, in place (bench/sharpness.py's recipe)."""
-    opt = torch.optim.SGD(model.parameters(), lr=lr)
-    for _ in range(steps):
-        opt.zero_grad()
-        torch.nn.functional.cross_entropy(model(batch[0]), batch[1]).backward()
-        opt.step()
-    opt.zero_grad(set_to_none=True)
-    return model
 
 
 def lmech_alphas(model) -> dict[str, tuple[float, int]]:
@@ -165,10 +134,10 @@ def main() -> None:
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, weightwatcher {weightwatcher.__version__}")
 
     batch = digits()
-    small = train(mlp([64, 512, 512, 512, 10], seed=0), batch, steps=200, lr=0.1)
+    small = train_full_batch(relu_mlp([64, 512, 512, 512, 10], seed=0), batch, steps=200, lr=0.1)
     with torch.no_grad():
         loss = torch.nn.functional.cross_entropy(small(batch[0]), batch[1]).item()
-    big = mlp([784, 2048, 2048, 10], seed=1)
+    big = relu_mlp([784, 2048, 2048, 10], seed=1)
     lmech_alphas(small), ww_alphas(small)  # warm-up: lazy imports and first-call costs, untimed
 
     met = [bench_model(f"MLP 64-512-512-512-10, {sum(p.numel() for p in small.parameters())} parameters, "
