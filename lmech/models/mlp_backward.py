@@ -1,7 +1,7 @@
 """Per-member losses and gradients of the stacked MLP for inputs shared by all members, by hand.
 
 One job: the trainer's fast path for the common full-batch case (x shared,
-relu or linear, mse or cross-entropy): a hand-derived backward pass with the
+relu or linear, half_sse or cross-entropy): a hand-derived backward pass with the
 biases folded into the GEMMs, in-place activations and buffers reused between
 steps, chunks of members spread over worker threads. It ignores every other
 case (per-member data, other activations), which autograd handles in
@@ -24,9 +24,9 @@ __all__ = ["supports_manual_backward", "losses_and_grads_shared"]
 
 def supports_manual_backward(plan: ModelPlan, x: Tensor, loss: str) -> bool:
     """Whether `losses_and_grads_shared` handles this case: float32 x shared by all members
-    (N, D), activation relu or linear, loss mse or cross_entropy."""
+    (N, D), activation relu or linear, loss half_sse or cross_entropy."""
     return (x.dim() == 2 and x.dtype == torch.float32 and plan.activation in ("relu", "linear")
-            and loss in ("mse", "cross_entropy"))
+            and loss in ("half_sse", "cross_entropy"))
 
 
 _pools: dict[tuple[int, int], ThreadPoolExecutor] = {}
@@ -136,7 +136,7 @@ def losses_and_grads_shared(
       Last layer, transposed: f^T (m, C, N) = V^T h_L^T + c, V = om * mult W, c = om * b (om:
         the member's output multiplier), so the softmax runs along a contiguous axis.
       Loss: cross_entropy -mean_n log softmax(f_n)[y_n], df = (softmax(f) - onehot(y)) / N;
-        mse 0.5 * mean_n |f_n - y_n|^2, df = (f - y) / N.
+        half_sse 0.5 * mean_n |f_n - y_n|^2, df = (f - y) / N.
       Backward: dV^T = df^T @ h_L (dW = om * mult * dV; db = om * sum_n df); dh_L = df @ V^T;
         then for each hidden layer, from the top: dz = dh * phi'(z) (relu: zeroed where
         h <= 0, in place); dA_l = h_l^T @ dz holds dW_l / mult_l (first rows) and db_l (last

@@ -10,7 +10,7 @@ __all__ = ["loss"]
 
 
 def loss(state: TrainState, train: bool = True) -> dict[str, Tensor]:
-    """train_loss and test_loss, each (K,), in the task's loss units (mse: 0.5*squared error summed over outputs).
+    """train_loss and test_loss, each (K,), in the task's loss units (half_sse: 0.5*squared error summed over outputs).
 
     Option train=False skips train_loss: for one-pass (online) runs whose
     training set is the whole stream, where a full pass over it would cost far

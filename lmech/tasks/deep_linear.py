@@ -52,5 +52,5 @@ def make_deep_linear(spec: DeepLinearSpec, seed: int) -> Task:
     extras = {"U": u.float(), "V": v.float(), "singular_values": s.float(), "target_map": target.float()}
     return Task(
         x_train.float(), (x_train @ target.T).float(), x_test.float(), (x_test @ target.T).float(),
-        "mse", spec.output_dim, extras,
+        "half_sse", spec.output_dim, extras,
     )

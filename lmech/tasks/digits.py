@@ -45,7 +45,7 @@ def make_digits(spec: DigitsSpec, seed: int) -> Task:
     yt = torch.tensor(y)
     if spec.targets == "one_hot":
         y_out = torch.nn.functional.one_hot(yt, 10).float()
-        loss = "mse"
+        loss = "half_sse"
     else:
         y_out, loss = yt, "cross_entropy"
     if n_test == 0:

@@ -27,7 +27,7 @@ class GaussianRegressionSpec(BaseModel):
 def make_gaussian_regression(spec: GaussianRegressionSpec, seed: int) -> Task:
     """Draw beta uniformly on the sphere of radius r, then train and test sets.
 
-    Shapes: x (N, p) float32, y (N, 1) float32; loss "mse". The test labels are
+    Shapes: x (N, p) float32, y (N, 1) float32; loss "half_sse". The test labels are
     noisy too, so test risk = excess risk + sigma^2 under the 0.5*(f-y)^2 loss x2.
     extras["beta"]: (p,) the true coefficients.
     """
@@ -43,4 +43,4 @@ def make_gaussian_regression(spec: GaussianRegressionSpec, seed: int) -> Task:
 
     x_train, y_train = draw(spec.n_train)
     x_test, y_test = draw(spec.n_test)
-    return Task(x_train, y_train, x_test, y_test, "mse", 1, {"beta": beta.float()})
+    return Task(x_train, y_train, x_test, y_test, "half_sse", 1, {"beta": beta.float()})

@@ -30,7 +30,7 @@ def make_modular_addition(spec: ModularAdditionSpec, seed: int) -> Task:
 
     Shapes: x (N, 2p) float32, one-hot of a in the first p columns and of b in the last p;
     y (N,) int64 = (a + b) mod p with loss "cross_entropy" ("labels"), or its one-hot (N, p)
-    float32 with loss "mse" ("one_hot"); C = p. The training set has
+    float32 with loss "half_sse" ("one_hot"); C = p. The training set has
     round(train_fraction * p^2) pairs (at least 1, at most p^2 - 1), the test set the rest.
     extras: "train_pairs" (N_train, 2) and "test_pairs" (N_test, 2) int64 (a, b).
     Source: Power et al. 2022 (grokking), Sec. 2; Liu et al. 2022 (Omnigrok), Sec. 4 (MLP inputs).
@@ -46,6 +46,6 @@ def make_modular_addition(spec: ModularAdditionSpec, seed: int) -> Task:
     train, test = order[:n_train], order[n_train:]
     loss = "cross_entropy"
     if spec.targets == "one_hot":
-        y, loss = torch.nn.functional.one_hot(y, p).float(), "mse"
+        y, loss = torch.nn.functional.one_hot(y, p).float(), "half_sse"
     return Task(x[train], y[train], x[test], y[test], loss, p,
                 {"train_pairs": pairs[train], "test_pairs": pairs[test]})

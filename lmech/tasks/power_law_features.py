@@ -32,7 +32,7 @@ def make_power_law_features(spec: PowerLawFeaturesSpec, seed: int) -> Task:
     """Latent x ~ N(0, diag(k^-(1+alpha))), features phi = U x, targets y = w.x + noise.
 
     Shapes: x_train (P, N) float32 features phi, y_train (P, 1) float32; the
-    test set likewise with n_test rows; loss "mse". ``U`` is (N, M) with
+    test set likewise with n_test rows; loss "half_sse". ``U`` is (N, M) with
     i.i.d. N(0, 1/M) entries, ``w`` (M,) ~ N(0, I_M) (isotropic latent teacher,
     the convention of ``theory.random_features``).
 
@@ -70,4 +70,4 @@ def make_power_law_features(spec: PowerLawFeaturesSpec, seed: int) -> Task:
     p = spec.n_train
     extras = {"spectrum": lam, "projection": u, "teacher": w,
               "features_train": phi[:p].clone(), "targets_train": y[:p].clone()}
-    return Task(phi[:p].float(), y[:p, None].float(), phi[p:].float(), y[p:, None].float(), "mse", 1, extras)
+    return Task(phi[:p].float(), y[:p, None].float(), phi[p:].float(), y[p:, None].float(), "half_sse", 1, extras)

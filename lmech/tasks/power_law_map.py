@@ -32,7 +32,7 @@ class PowerLawMapSpec(BaseModel):
 def make_power_law_map(spec: PowerLawMapSpec, seed: int) -> Task:
     """x ~ N(0, I_d); y = M x + noise * N(0, I_C), M = U diag(k^-decay) V^T with Haar U, V.
 
-    Shapes: x (n, d), y (n, C) float32; loss "mse". extras: "singular_values"
+    Shapes: x (n, d), y (n, C) float32; loss "half_sse". extras: "singular_values"
     (R,) float64 with R = min(d, C); "target_map" (C, d) float64. With
     E|x|^2 = d and x whitened, the population MSE of a predictor W (C, d) is
     ||W - M||_F^2 + C noise^2 (per example, summed over outputs).
@@ -55,4 +55,4 @@ def make_power_law_map(spec: PowerLawMapSpec, seed: int) -> Task:
 
     x_train, y_train = draw(spec.n_train)
     x_test, y_test = draw(spec.n_test)
-    return Task(x_train, y_train, x_test, y_test, "mse", c, {"singular_values": s, "target_map": target})
+    return Task(x_train, y_train, x_test, y_test, "half_sse", c, {"singular_values": s, "target_map": target})

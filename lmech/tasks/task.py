@@ -7,7 +7,7 @@ from torch import Tensor
 
 __all__ = ["Task", "LossName"]
 
-LossName = Literal["mse", "cross_entropy"]
+LossName = Literal["half_sse", "mse", "cross_entropy"]
 
 
 @dataclass(frozen=True)
@@ -16,7 +16,7 @@ class Task:
 
     Attributes:
         x_train: (N, D) float32 inputs.
-        y_train: (N, C) float32 targets for "mse"; (N,) int64 class labels for "cross_entropy".
+        y_train: (N, C) float32 targets for "half_sse"/"mse"; (N,) int64 class labels for "cross_entropy".
         x_test: (M, D) float32.
         y_test: like y_train, with M rows.
         loss: the natural loss of the task.

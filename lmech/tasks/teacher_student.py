@@ -25,7 +25,7 @@ class TeacherStudentSpec(BaseModel):
 def make_teacher_student(spec: TeacherStudentSpec, seed: int) -> Task:
     """x ~ N(0, I_D); y = a^T tanh(W x / sqrt(D)) / sqrt(H) + noise.
 
-    Shapes: x (N, D), y (N, C) float32; loss "mse". extras: teacher weights
+    Shapes: x (N, D), y (N, C) float32; loss "half_sse". extras: teacher weights
     "teacher_W" (H, D), "teacher_a" (H, C).
     """
     g = generator(seed, "teacher_student")
@@ -39,5 +39,5 @@ def make_teacher_student(spec: TeacherStudentSpec, seed: int) -> Task:
 
     x_train, y_train = draw(spec.n_train)
     x_test, y_test = draw(spec.n_test)
-    return Task(x_train, y_train, x_test, y_test, "mse", spec.output_dim,
+    return Task(x_train, y_train, x_test, y_test, "half_sse", spec.output_dim,
                 {"teacher_W": w, "teacher_a": a})

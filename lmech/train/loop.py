@@ -32,7 +32,7 @@ class TrainState:
     Attributes:
         plan: the shared architecture. params: {name: (K, ...)} current parameters.
         output_multiplier: (K,). x_train: (N, D) shared or (K, N, D); y_train likewise.
-        x_test, y_test: as the training set. loss: "mse" or "cross_entropy".
+        x_test, y_test: as the training set. loss: "half_sse", "mse" or "cross_entropy".
         step: updates taken so far. last_update: {name: (K, ...)} the latest update (zeros at step 0).
         optimizer_state: the optimizer's buffers ({} entries at step 0 are zeros).
         hyper: per-member hyperparameters. lr_multipliers: per-parameter lr multipliers.
@@ -158,7 +158,7 @@ def losses_and_grads(state: TrainState, x: Tensor, y: Tensor, chunks: list[slice
     by chunk (default: one chunk).
 
     x is shared (N, D) or per member (K, N, D); y is per member exactly when x is.
-    Shared x with a relu or linear MLP and mse or cross_entropy: the hand-derived backward
+    Shared x with a relu or linear MLP and half_sse or cross_entropy: the hand-derived backward
     (lmech.models.mlp_backward.losses_and_grads_shared), its chunks split over `workers` threads, its
     buffers (and so the gradients) reused through `workspace`; otherwise autograd.
     """

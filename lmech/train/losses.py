@@ -1,32 +1,40 @@
-"""Per-member losses of stacked outputs: (K, N, C) -> (K,)."""
+"""Per-member losses of stacked outputs: (K, N, ...) -> (K,), under the names of lmech.instruments.losses."""
 
 import torch
-from jaxtyping import Float
 from torch import Tensor
+
+from lmech.instruments.losses import IGNORE_INDEX, named_loss
 
 __all__ = ["per_member_loss", "loss_function"]
 
 
-def per_member_loss(outputs: Float[Tensor, "K N C"], targets: Tensor, loss: str) -> Float[Tensor, " K"]:
-    """Mean loss over examples for each member.
+def per_member_loss(outputs: Tensor, targets: Tensor, loss: str) -> Tensor:
+    """Mean loss over examples for each member: outputs (K, N, C) or (K, N, T, V) -> (K,).
 
-    mse: 0.5 * mean_n sum_c (f_nc - y_nc)^2 (targets (N, C) or (K, N, C)).
-    cross_entropy: mean_n -log softmax(f_n)[y_n] (targets (N,) or (K, N) int64).
+    half_sse: 0.5 * mean_n sum_c (f_nc - y_nc)^2 (targets (N, C) or (K, N, C)).
+    mse: mean over all of a member's elements (torch.nn.functional.mse_loss).
+    cross_entropy: mean over positions of -log softmax(f)[y] (targets (N,)/(N, T) shared or
+    (K, N)/(K, N, T) per member, int64; positions with target -100 are left out).
     """
+    if loss == "half_sse":
+        return 0.5 * (outputs - targets).pow(2).sum(-1).flatten(1).mean(-1)
     if loss == "mse":
-        return 0.5 * (outputs - targets).pow(2).sum(-1).mean(-1)
-    k, n, _ = outputs.shape
-    labels = targets.expand(k, n) if targets.dim() == 1 else targets
+        return (outputs - targets).pow(2).flatten(1).mean(-1)
+    k = outputs.shape[0]
+    labels = targets.expand(k, *outputs.shape[1:-1]) if targets.dim() == outputs.dim() - 2 else targets
     # log-sum-exp written out: about 1.8x faster than F.cross_entropy on (K, N, 10) logits,
     # where the step of a tiny model is overhead-bound; the max shift keeps it stable.
     shifted = outputs - outputs.detach().amax(-1, keepdim=True)
     log_partition = shifted.exp().sum(-1).log()
-    picked = shifted.gather(-1, labels.unsqueeze(-1)).squeeze(-1)
-    return (log_partition - picked).mean(-1)
+    keep = labels != IGNORE_INDEX
+    picked = shifted.gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+    nll = (log_partition - picked).flatten(1)
+    if labels.dim() == 2 and bool(keep.all()):  # (K, N) labels, nothing ignored: the common fast case
+        return nll.mean(-1)
+    keep = keep.flatten(1).to(nll.dtype)
+    return (nll * keep).sum(-1) / keep.sum(-1)
 
 
 def loss_function(loss: str):
-    """The same loss for one model: (N, C) outputs, targets -> scalar (for instruments)."""
-    def fn(outputs: Tensor, targets: Tensor) -> Tensor:
-        return per_member_loss(outputs.unsqueeze(0), targets, loss)[0]
-    return fn
+    """The named loss of one model (lmech.instruments.losses.named_loss)."""
+    return named_loss(loss)

@@ -27,6 +27,6 @@ def test_seeded_split():
 
 def test_one_hot_targets_for_mse():
     task = make_task(ModularAdditionSpec(modulus=5, targets="one_hot"), seed=0)
-    assert task.loss == "mse" and task.y_train.shape == (len(task.x_train), 5)
+    assert task.loss == "half_sse" and task.y_train.shape == (len(task.x_train), 5)
     a, b = task.x_train[:, :5].argmax(1), task.x_train[:, 5:].argmax(1)
     assert torch.equal(task.y_train.argmax(1), (a + b) % 5)

@@ -51,4 +51,4 @@ def test_digits_is_standardized_and_split():
     assert torch.allclose(task.x_train.mean(0), torch.zeros(64), atol=1e-5)
     assert torch.allclose(task.x_train.std(0, unbiased=False)[used], torch.ones(int(used.sum())), atol=1e-4)
     one_hot = make_task(DigitsSpec(targets="one_hot"), 0)
-    assert one_hot.loss == "mse" and one_hot.y_train.shape[1] == 10
+    assert one_hot.loss == "half_sse" and one_hot.y_train.shape[1] == 10

@@ -15,7 +15,7 @@ def _autograd(plan, params, x, y, loss, multiplier):
     return losses.detach(), dict(zip(leaves, grads))
 
 
-@pytest.mark.parametrize("loss", ["cross_entropy", "mse"])
+@pytest.mark.parametrize("loss", ["cross_entropy", "half_sse"])
 @pytest.mark.parametrize("model", [
     ModelSpec(width=12, depth=2),
     ModelSpec(width=12, depth=3, parameterization="mup", base_width=4),
@@ -50,9 +50,9 @@ def test_manual_backward_equals_autograd(loss, model, chunk):
 
 def test_per_member_inputs_and_other_activations_use_autograd():
     plan = plan_model(ModelSpec(width=8, activation="tanh"), 4, 2, "sgd")
-    assert not supports_manual_backward(plan, torch.zeros(3, 4), "mse")
+    assert not supports_manual_backward(plan, torch.zeros(3, 4), "half_sse")
     plan = plan_model(ModelSpec(width=8), 4, 2, "sgd")
-    assert not supports_manual_backward(plan, torch.zeros(2, 3, 4), "mse")
+    assert not supports_manual_backward(plan, torch.zeros(2, 3, 4), "half_sse")
 
 
 def test_worker_threads_and_reused_workspace_give_the_same_gradients():
