@@ -11,13 +11,15 @@ from pydantic import Field
 from lmech.tasks.deep_linear import DeepLinearSpec, make_deep_linear
 from lmech.tasks.digits import DigitsSpec, make_digits
 from lmech.tasks.gaussian_regression import GaussianRegressionSpec, make_gaussian_regression
+from lmech.tasks.markov_language import MarkovLanguageSpec, make_markov_language
 from lmech.tasks.modular_addition import ModularAdditionSpec, make_modular_addition
+from lmech.tasks.modular_arithmetic_tokens import ModularArithmeticTokensSpec, make_modular_arithmetic_tokens
 from lmech.tasks.power_law_features import PowerLawFeaturesSpec, make_power_law_features
 from lmech.tasks.power_law_map import PowerLawMapSpec, make_power_law_map
-from lmech.tasks.task import LossName, Task
+from lmech.tasks.task import IGNORE_INDEX, LossName, Task
 from lmech.tasks.teacher_student import TeacherStudentSpec, make_teacher_student
 
-__all__ = ["Task", "LossName", "TaskSpec", "TASK_NAMES", "make_task", "default_task_spec"]
+__all__ = ["Task", "LossName", "IGNORE_INDEX", "TaskSpec", "TASK_NAMES", "make_task", "default_task_spec"]
 
 _TASKS = {
     "gaussian_regression": (GaussianRegressionSpec, make_gaussian_regression),
@@ -27,11 +29,13 @@ _TASKS = {
     "modular_addition": (ModularAdditionSpec, make_modular_addition),
     "power_law_features": (PowerLawFeaturesSpec, make_power_law_features),
     "power_law_map": (PowerLawMapSpec, make_power_law_map),
+    "modular_arithmetic_tokens": (ModularArithmeticTokensSpec, make_modular_arithmetic_tokens),
+    "markov_language": (MarkovLanguageSpec, make_markov_language),
 }
 
 TaskSpec = Annotated[
     Union[GaussianRegressionSpec, DeepLinearSpec, TeacherStudentSpec, DigitsSpec, ModularAdditionSpec,
-          PowerLawFeaturesSpec, PowerLawMapSpec],
+          PowerLawFeaturesSpec, PowerLawMapSpec, ModularArithmeticTokensSpec, MarkovLanguageSpec],
     Field(discriminator="name"),
 ]
 TASK_NAMES = tuple(_TASKS)
