@@ -16,6 +16,7 @@ from lmech.tasks.modular_addition import ModularAdditionSpec, make_modular_addit
 from lmech.tasks.modular_arithmetic_tokens import ModularArithmeticTokensSpec, make_modular_arithmetic_tokens
 from lmech.tasks.power_law_features import PowerLawFeaturesSpec, make_power_law_features
 from lmech.tasks.power_law_map import PowerLawMapSpec, make_power_law_map
+from lmech.tasks.quanta import QuantaSpec, make_quanta
 from lmech.tasks.task import IGNORE_INDEX, LossName, Task
 from lmech.tasks.teacher_student import TeacherStudentSpec, make_teacher_student
 
@@ -31,11 +32,12 @@ _TASKS = {
     "power_law_map": (PowerLawMapSpec, make_power_law_map),
     "modular_arithmetic_tokens": (ModularArithmeticTokensSpec, make_modular_arithmetic_tokens),
     "markov_language": (MarkovLanguageSpec, make_markov_language),
+    "quanta": (QuantaSpec, make_quanta),
 }
 
 TaskSpec = Annotated[
     Union[GaussianRegressionSpec, DeepLinearSpec, TeacherStudentSpec, DigitsSpec, ModularAdditionSpec,
-          PowerLawFeaturesSpec, PowerLawMapSpec, ModularArithmeticTokensSpec, MarkovLanguageSpec],
+          PowerLawFeaturesSpec, PowerLawMapSpec, ModularArithmeticTokensSpec, MarkovLanguageSpec, QuantaSpec],
     Field(discriminator="name"),
 ]
 TASK_NAMES = tuple(_TASKS)
