@@ -8,6 +8,7 @@ from typing import Annotated, Union
 
 from pydantic import Field
 
+from lmech.tasks.associative_recall import AssociativeRecallSpec, make_associative_recall
 from lmech.tasks.deep_linear import DeepLinearSpec, make_deep_linear
 from lmech.tasks.digits import DigitsSpec, make_digits
 from lmech.tasks.gaussian_regression import GaussianRegressionSpec, make_gaussian_regression
@@ -33,11 +34,12 @@ _TASKS = {
     "modular_arithmetic_tokens": (ModularArithmeticTokensSpec, make_modular_arithmetic_tokens),
     "markov_language": (MarkovLanguageSpec, make_markov_language),
     "quanta": (QuantaSpec, make_quanta),
+    "associative_recall": (AssociativeRecallSpec, make_associative_recall),
 }
 
 TaskSpec = Annotated[
     Union[GaussianRegressionSpec, DeepLinearSpec, TeacherStudentSpec, DigitsSpec, ModularAdditionSpec,
-          PowerLawFeaturesSpec, PowerLawMapSpec, ModularArithmeticTokensSpec, MarkovLanguageSpec, QuantaSpec],
+          PowerLawFeaturesSpec, PowerLawMapSpec, ModularArithmeticTokensSpec, MarkovLanguageSpec, QuantaSpec, AssociativeRecallSpec],
     Field(discriminator="name"),
 ]
 TASK_NAMES = tuple(_TASKS)
