@@ -12,6 +12,7 @@ from lmech.tasks.associative_recall import AssociativeRecallSpec, make_associati
 from lmech.tasks.deep_linear import DeepLinearSpec, make_deep_linear
 from lmech.tasks.digits import DigitsSpec, make_digits
 from lmech.tasks.gaussian_regression import GaussianRegressionSpec, make_gaussian_regression
+from lmech.tasks.in_context_regression import InContextRegressionSpec, make_in_context_regression
 from lmech.tasks.markov_language import MarkovLanguageSpec, make_markov_language
 from lmech.tasks.modular_addition import ModularAdditionSpec, make_modular_addition
 from lmech.tasks.modular_arithmetic_tokens import ModularArithmeticTokensSpec, make_modular_arithmetic_tokens
@@ -35,11 +36,12 @@ _TASKS = {
     "markov_language": (MarkovLanguageSpec, make_markov_language),
     "quanta": (QuantaSpec, make_quanta),
     "associative_recall": (AssociativeRecallSpec, make_associative_recall),
+    "in_context_regression": (InContextRegressionSpec, make_in_context_regression),
 }
 
 TaskSpec = Annotated[
     Union[GaussianRegressionSpec, DeepLinearSpec, TeacherStudentSpec, DigitsSpec, ModularAdditionSpec,
-          PowerLawFeaturesSpec, PowerLawMapSpec, ModularArithmeticTokensSpec, MarkovLanguageSpec, QuantaSpec, AssociativeRecallSpec],
+          PowerLawFeaturesSpec, PowerLawMapSpec, ModularArithmeticTokensSpec, MarkovLanguageSpec, QuantaSpec, AssociativeRecallSpec, InContextRegressionSpec],
     Field(discriminator="name"),
 ]
 TASK_NAMES = tuple(_TASKS)
