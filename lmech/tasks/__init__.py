@@ -18,6 +18,7 @@ from lmech.tasks.modular_addition import ModularAdditionSpec, make_modular_addit
 from lmech.tasks.modular_arithmetic_tokens import ModularArithmeticTokensSpec, make_modular_arithmetic_tokens
 from lmech.tasks.power_law_features import PowerLawFeaturesSpec, make_power_law_features
 from lmech.tasks.power_law_map import PowerLawMapSpec, make_power_law_map
+from lmech.tasks.python_source import PythonSourceSpec, make_python_source
 from lmech.tasks.quanta import QuantaSpec, make_quanta
 from lmech.tasks.task import IGNORE_INDEX, LossName, Task
 from lmech.tasks.teacher_student import TeacherStudentSpec, make_teacher_student
@@ -37,11 +38,12 @@ _TASKS = {
     "quanta": (QuantaSpec, make_quanta),
     "associative_recall": (AssociativeRecallSpec, make_associative_recall),
     "in_context_regression": (InContextRegressionSpec, make_in_context_regression),
+    "python_source": (PythonSourceSpec, make_python_source),
 }
 
 TaskSpec = Annotated[
     Union[GaussianRegressionSpec, DeepLinearSpec, TeacherStudentSpec, DigitsSpec, ModularAdditionSpec,
-          PowerLawFeaturesSpec, PowerLawMapSpec, ModularArithmeticTokensSpec, MarkovLanguageSpec, QuantaSpec, AssociativeRecallSpec, InContextRegressionSpec],
+          PowerLawFeaturesSpec, PowerLawMapSpec, ModularArithmeticTokensSpec, MarkovLanguageSpec, QuantaSpec, AssociativeRecallSpec, InContextRegressionSpec, PythonSourceSpec],
     Field(discriminator="name"),
 ]
 TASK_NAMES = tuple(_TASKS)
