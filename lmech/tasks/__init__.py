@@ -14,6 +14,7 @@ from lmech.tasks.digits import DigitsSpec, make_digits
 from lmech.tasks.gaussian_regression import GaussianRegressionSpec, make_gaussian_regression
 from lmech.tasks.in_context_regression import InContextRegressionSpec, make_in_context_regression
 from lmech.tasks.markov_language import MarkovLanguageSpec, make_markov_language
+from lmech.tasks.mnist1d import Mnist1dSpec, make_mnist1d
 from lmech.tasks.modular_addition import ModularAdditionSpec, make_modular_addition
 from lmech.tasks.modular_arithmetic_tokens import ModularArithmeticTokensSpec, make_modular_arithmetic_tokens
 from lmech.tasks.power_law_features import PowerLawFeaturesSpec, make_power_law_features
@@ -39,11 +40,12 @@ _TASKS = {
     "associative_recall": (AssociativeRecallSpec, make_associative_recall),
     "in_context_regression": (InContextRegressionSpec, make_in_context_regression),
     "python_source": (PythonSourceSpec, make_python_source),
+    "mnist1d": (Mnist1dSpec, make_mnist1d),
 }
 
 TaskSpec = Annotated[
     Union[GaussianRegressionSpec, DeepLinearSpec, TeacherStudentSpec, DigitsSpec, ModularAdditionSpec,
-          PowerLawFeaturesSpec, PowerLawMapSpec, ModularArithmeticTokensSpec, MarkovLanguageSpec, QuantaSpec, AssociativeRecallSpec, InContextRegressionSpec, PythonSourceSpec],
+          PowerLawFeaturesSpec, PowerLawMapSpec, ModularArithmeticTokensSpec, MarkovLanguageSpec, QuantaSpec, AssociativeRecallSpec, InContextRegressionSpec, PythonSourceSpec, Mnist1dSpec],
     Field(discriminator="name"),
 ]
 TASK_NAMES = tuple(_TASKS)
