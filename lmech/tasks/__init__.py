@@ -1,4 +1,8 @@
-"""Microcosm data sets: generated from a seed, or shipped inside a package (never downloaded).
+"""Microcosm data sets: generated from a seed, shipped inside a package, or present on every
+machine (the Python stdlib's own sources); never downloaded.
+
+Language tasks give x (N, T) int64 tokens in [0, V) and y (N, T) int64 next tokens, with
+IGNORE_INDEX (-100) at positions left out of "cross_entropy"; output_dim = vocab_size = V.
 
 Adding a task: one file with a pydantic spec (a `name` Literal) and a
 `make_<name>(spec, seed) -> Task` function, plus one row in `_TASKS` below.
@@ -45,7 +49,8 @@ _TASKS = {
 
 TaskSpec = Annotated[
     Union[GaussianRegressionSpec, DeepLinearSpec, TeacherStudentSpec, DigitsSpec, ModularAdditionSpec,
-          PowerLawFeaturesSpec, PowerLawMapSpec, ModularArithmeticTokensSpec, MarkovLanguageSpec, QuantaSpec, AssociativeRecallSpec, InContextRegressionSpec, PythonSourceSpec, Mnist1dSpec],
+          PowerLawFeaturesSpec, PowerLawMapSpec, ModularArithmeticTokensSpec, MarkovLanguageSpec, QuantaSpec,
+          AssociativeRecallSpec, InContextRegressionSpec, PythonSourceSpec, Mnist1dSpec],
     Field(discriminator="name"),
 ]
 TASK_NAMES = tuple(_TASKS)

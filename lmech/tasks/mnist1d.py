@@ -11,7 +11,6 @@ from typing import Literal
 import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from scipy.ndimage import gaussian_filter1d
 
 from lmech.seeding import generator
 from lmech.tasks.task import Task
@@ -94,6 +93,8 @@ def make_mnist1d(spec: Mnist1dSpec, seed: int) -> Task:
     Source: Greydanus 2020, "Scaling down deep learning" (MNIST-1D), Sec. 2 and Fig. 2; the
     reference generator github.com/greydanus/mnist1d (data.py, transform.py).
     """
+    from scipy.ndimage import gaussian_filter1d  # here, not at import: it costs ~0.2 s to load
+
     g = generator(seed, "mnist1d")
     templates = mnist1d_templates()
     n, low, high = spec.n_samples, *spec.padding
