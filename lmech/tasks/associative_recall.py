@@ -35,7 +35,8 @@ class AssociativeRecallSpec(BaseModel):
             raise ValueError(f"n_pairs = {self.n_pairs} distinct keys and values need vocab_size >= "
                              f"{2 * self.n_pairs + 2}; got {self.vocab_size}")
         if self.n_queries > self.n_pairs:
-            raise ValueError(f"n_queries = {self.n_queries} exceeds n_pairs = {self.n_pairs} (queries are distinct keys)")
+            raise ValueError(f"n_queries = {self.n_queries} exceeds n_pairs = {self.n_pairs} "
+                             "(queries are distinct keys)")
         if self.seq_len % 2 or (self.seq_len - 2 * self.n_pairs) // 2 < self.n_queries:
             raise ValueError(f"seq_len must be even with room for {self.n_queries} query slots after the "
                              f"{2 * self.n_pairs} pair tokens; got {self.seq_len}")
@@ -57,7 +58,8 @@ def make_associative_recall(spec: AssociativeRecallSpec, seed: int) -> Task:
     extras: none.
     Algorithm: argsort of uniform noise for each draw without replacement, O(N V log V).
     Source: Arora, Eyuboglu et al. 2023, "Zoology: measuring and improving recall in efficient
-    language models", Sec. 3.1 (MQAR) and its reference generator with random_non_queries=False.
+    language models" (the MQAR task), and its reference generator (HazyResearch/zoology,
+    multiquery_ar with random_non_queries=False).
     """
     v, d, q, t = spec.vocab_size, spec.n_pairs, spec.n_queries, spec.seq_len
     half = v // 2

@@ -77,7 +77,8 @@ def make_in_context_regression(spec: InContextRegressionSpec, seed: int) -> Task
     sigma = 0 its expectation is max(D - t, 0) (the unexplained share of ||w||^2).
     Algorithm: Gaussian draws from child seeds of `seed`; the baseline costs O(T M D^3).
     Source: Garg, Tsipras, Liang & Valiant 2022, "What can transformers learn in-context? A
-    case study of simple function classes", Sec. 3 (prompt, loss) and Fig. 2 (least squares).
+    case study of simple function classes" (prompts, the per-position squared-error
+    objective, and the least-squares baseline it is compared with).
     """
     d, t, sigma = spec.input_dim, spec.n_points, spec.noise
 

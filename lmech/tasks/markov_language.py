@@ -81,8 +81,9 @@ def make_markov_language(spec: MarkovLanguageSpec, seed: int) -> Task:
     sequences from their own child seeds; pi by a dense linear solve, O(S^3);
     sampling by inverse CDF, O(N T log V).
     Source: Cover & Thomas, Elements of Information Theory, Thm. 4.2.4 (entropy rate of a
-    stationary Markov chain, H = sum_i mu_i H(P_i.)); the in-context Markov-chain microcosm
-    of Edelman et al. 2024, "The evolution of statistical induction heads", Sec. 2.
+    stationary Markov chain, H = sum_i mu_i H(P_i.)). Edelman et al. 2024, "The evolution of
+    statistical induction heads", draw a new chain per sequence instead; here one chain
+    serves every sequence, so it can be learned in the weights.
     Failure modes: with a tiny concentration some P[s, u] round to 0, which is
     harmless for H (0 log 0 = 0) but can make pi's solve ill-conditioned.
     """

@@ -90,8 +90,8 @@ def make_mnist1d(spec: Mnist1dSpec, seed: int) -> Task:
     Algorithm: the reference's per-example transforms, vectorized over examples,
     with draws from child seeds of `seed` (it uses numpy's global RNG); O(N * 72).
     The data match the reference's distribution, not its numbers.
-    Source: Greydanus 2020, "Scaling down deep learning" (MNIST-1D), Sec. 2 and Fig. 2; the
-    reference generator github.com/greydanus/mnist1d (data.py, transform.py).
+    Source: Greydanus 2020, "Scaling down deep learning" (the construction of MNIST-1D); the
+    reference generator greydanus/mnist1d (data.py, transform.py), whose defaults these are.
     """
     from scipy.ndimage import gaussian_filter1d  # here, not at import: it costs ~0.2 s to load
 

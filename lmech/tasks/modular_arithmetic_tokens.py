@@ -51,7 +51,8 @@ def make_modular_arithmetic_tokens(spec: ModularArithmeticTokensSpec, seed: int)
     Algorithm: c = (a + b), (a - b), (a b) or a b^(p - 2) mod p (Fermat's inverse);
     O(p^2) tokens.
     Source: Power et al. 2022, "Grokking: generalization beyond overfitting on
-    small algorithmic datasets", Sec. 2 and Appendix A.1 (equations "a o b = c").
+    small algorithmic datasets", Sec. 2 (equations "a o b = c" as token sequences, only
+    the answer trained) and its list of operations (division for 0 < b < p).
     """
     p = spec.modulus
     a, b = torch.meshgrid(torch.arange(p), torch.arange(p), indexing="ij")

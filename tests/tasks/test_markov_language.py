@@ -20,7 +20,8 @@ def _transition_nll(task, spec, transition: torch.Tensor) -> torch.Tensor:
     return torch.cat(out)
 
 
-@pytest.mark.parametrize("spec", [MarkovLanguageSpec(), MarkovLanguageSpec(vocab_size=6, order=2, concentration=0.5, n_train=2048, n_test=8)],
+@pytest.mark.parametrize("spec", [MarkovLanguageSpec(),
+                                  MarkovLanguageSpec(vocab_size=6, order=2, concentration=0.5, n_train=2048, n_test=8)],
                          ids=["order1", "order2"])
 def test_entropy_rate_matches_monte_carlo(spec):
     task = make_task(spec, seed=0)
