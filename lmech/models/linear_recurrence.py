@@ -1,0 +1,232 @@
+"""Diagonal linear recurrence (LRU / S4D style, real diagonal) stacked with MLPs as an nn.Module,
+with SP / NTK / muP as data.
+
+One job: tokens (N, T) int64 -> logits (N, T, C). Each of `depth` pre-LayerNorm blocks is
+    u_t = B LN(x_t);  s_t = a * s_(t-1) + gamma * u_t  (s_0 = 0);  x_t <- x_t + C s_t,
+then, if mlp_ratio > 0, x_t <- x_t + down(gelu(up(LN(x_t)))); a final layer norm and a linear
+readout follow. The decay a = exp(-exp(nu)) lies in (0, 1) for every real nu (stable by
+construction), and gamma = sqrt(1 - a^2) (normalize_input) keeps the state's variance equal to
+the input's for stationary white input. It ignores optimizers (see
+`linear_recurrence_lr_multipliers`) and data.
+
+Algorithm: the recurrence in closed form, s_t = sum_(k <= t) a^(t - k) gamma u_k, as one einsum
+with a (T, T, P) decay tensor: O(T^2 P) time and memory a member, no Python loop over T, and
+vmap-friendly (T is small, <= 64, here). Exponents are clamped to lags >= 0 before exp, so no
+inf reaches the masked (future) entries.
+
+Parameterization (m = width / base_width; the state size P = round(state_ratio * width) grows
+with width, so B (H -> P) and C (P -> H) are hidden weights; weights drawn N(0, std^2) from
+`lmech.seeding.generator(seed, "init/<name>")`):
+
+| parameter                   | SP                 | NTK                     | muP                        |
+|-----------------------------|--------------------|-------------------------|----------------------------|
+| token embedding             | std s_e            | std s_e                 | std s_e; SGD lr x m        |
+| B, C, mlp up / down         | std 1/sqrt(fan_in) | std 1, x 1/sqrt(fan_in) | std 1/sqrt(fan_in); Adam/m |
+| readout                     | std 1/sqrt(H)      | std 1, x 1/sqrt(H)      | std 0, x 1/m; SGD lr x m   |
+| nu, layer norms, biases     | -                  | -                       | SGD lr x m                 |
+
+nu starts at log(-log a) with a uniform in [a_min, a_max] (LRU's ring initialisation, real
+case); init_scale multiplies the embedding and weight matrices, not nu.
+
+Source: Orvieto et al. 2023, "Resurrecting Recurrent Neural Networks for Long Sequences" (LRU,
+arXiv 2303.06349), Sec. 3: diagonal recurrence, exponential parameterization of the
+eigenvalues, ring initialisation, gamma normalization (here real and computed from a rather than
+learned); Gu et al. 2022 (S4D) for the diagonal state space form. Width scaling: Yang et al.
+2022 (Tensor Programs V) Table 3 in the Table 8 multiplier form, as `parameterization.py`.
+
+Failure modes: the (T, T, P) tensor grows quadratically with T (use for T up to a few hundred);
+a real diagonal cannot oscillate (LRU's complex eigenvalues can); in float32 `decay()` rounds to
+1 once nu < -17, but the forward pass uses log a = -exp(nu) and gamma = sqrt(-expm1(-2 exp(nu)))
+directly, so the recurrence stays contracting there.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from jaxtyping import Float, Int
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from torch import Tensor
+
+from lmech.errors import InputError
+from lmech.models._layers import Dense, LayerNorm, draw, init_std_and_multiplier, lr_multiplier, width_ratio
+from lmech.seeding import generator
+
+__all__ = ["LinearRecurrenceSpec", "LinearRecurrenceModel", "build_linear_recurrence",
+           "linear_recurrence_lr_multipliers", "diagonal_recurrence"]
+
+
+class LinearRecurrenceSpec(BaseModel):
+    """Blocks of a diagonal linear recurrence and an MLP over token embeddings."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    kind: Literal["linear_recurrence"] = "linear_recurrence"
+    width: int = Field(64, ge=1, description="H, the residual-stream width")
+    depth: int = Field(2, ge=0, description="number of blocks")
+    state_ratio: float = Field(1.0, gt=0, description="state size P = round(state_ratio * width)")
+    mlp_ratio: float = Field(4.0, ge=0, description="MLP hidden units = round(mlp_ratio * width); 0: no MLP")
+    vocab: int | None = Field(None, ge=1, description="V; None: the task's vocabulary size")
+    a_min: float = Field(0.5, gt=0, lt=1, description="smallest initial decay")
+    a_max: float = Field(0.99, gt=0, lt=1, description="largest initial decay")
+    normalize_input: bool = Field(True, description="scale B x by gamma = sqrt(1 - a^2)")
+    bias: bool = True
+    parameterization: Literal["sp", "ntk", "mup"] = "sp"
+    base_width: int = Field(64, ge=1, description="width at which muP equals SP")
+    embedding_std: float = Field(1.0, ge=0, description="init std of the token embedding")
+    zero_init_readout: bool | None = Field(None, description="None: True under muP, else False")
+    output_multiplier: float = Field(1.0, description="multiplies the logits")
+
+    @model_validator(mode="after")
+    def _ring(self):
+        if self.a_min > self.a_max:
+            raise ValueError(f"model.a_min ({self.a_min}) exceeds model.a_max ({self.a_max})")
+        return self
+
+    @property
+    def state_size(self) -> int:
+        return max(1, round(self.state_ratio * self.width))
+
+    @property
+    def mlp_width(self) -> int:
+        return round(self.mlp_ratio * self.width)
+
+
+def diagonal_recurrence(u: Float[Tensor, "N T P"], log_a: Float[Tensor, " P"]) -> Float[Tensor, "N T P"]:
+    """s_t = a * s_(t-1) + u_t with s_0 = 0, for every t, by the closed form
+    s_t = sum_(k <= t) a^(t - k) u_k (one einsum over a (T, T, P) decay tensor).
+
+    Takes log a (< 0 for a stable recurrence) rather than a, which keeps its precision as a -> 1.
+    """
+    t = u.shape[-2]
+    steps = torch.arange(t, device=u.device)
+    lag = (steps[:, None] - steps[None, :]).to(u.dtype)  # (T, T): t - k
+    causal = (lag >= 0).to(u.dtype)
+    decay = torch.exp(lag.clamp(min=0)[:, :, None] * log_a) * causal[:, :, None]  # (T, T, P)
+    return torch.einsum("tkp,nkp->ntp", decay, u)
+
+
+class Recurrence(torch.nn.Module):
+    """C diag-recurrence(gamma * B x): (N, T, H) -> (N, T, H) through P states."""
+
+    def __init__(self, spec: LinearRecurrenceSpec, prefix: str, seed: int, init_scale: float):
+        super().__init__()
+        h, p = spec.width, spec.state_size
+        m = width_ratio(h, spec.base_width)
+        std, mult = init_std_and_multiplier(spec.parameterization, "hidden", h, m)
+        self.in_proj = Dense(h, p, init_std=std * init_scale, multiplier=mult, bias=spec.bias,
+                             generator=generator(seed, f"init/{prefix}.in_proj.weight"))
+        std, mult = init_std_and_multiplier(spec.parameterization, "hidden", p, m)
+        self.out_proj = Dense(p, h, init_std=std * init_scale, multiplier=mult, bias=spec.bias,
+                              generator=generator(seed, f"init/{prefix}.out_proj.weight"))
+        g = generator(seed, f"init/{prefix}.nu")
+        a = spec.a_min + (spec.a_max - spec.a_min) * torch.rand(p, generator=g, dtype=torch.float64)
+        self.nu = torch.nn.Parameter(torch.log(-torch.log(a)).float())
+        self.normalize_input = spec.normalize_input
+
+    def decay(self) -> Float[Tensor, " P"]:
+        """a = exp(-exp(nu)), in (0, 1)."""
+        return torch.exp(-torch.exp(self.nu))
+
+    def forward(self, x: Float[Tensor, "N T H"]) -> Float[Tensor, "N T H"]:
+        u = self.in_proj(x)  # (N, T, P)
+        if self.normalize_input:
+            u = u * torch.sqrt(-torch.expm1(-2 * torch.exp(self.nu)))  # gamma = sqrt(1 - a^2)
+        return self.out_proj(diagonal_recurrence(u, -torch.exp(self.nu)))  # log a = -exp(nu)
+
+
+class Block(torch.nn.Module):
+    """x + recurrence(LN(x)), then x + mlp(LN(x)) when the spec has an MLP."""
+
+    def __init__(self, spec: LinearRecurrenceSpec, index: int, seed: int, init_scale: float):
+        super().__init__()
+        prefix = f"blocks.{index}"
+        m = width_ratio(spec.width, spec.base_width)
+        self.ln_recurrence = LayerNorm(spec.width, spec.bias)
+        self.recurrence = Recurrence(spec, f"{prefix}.recurrence", seed, init_scale)
+        self.has_mlp = spec.mlp_width > 0
+        if self.has_mlp:
+            self.ln_mlp = LayerNorm(spec.width, spec.bias)
+            std, mult = init_std_and_multiplier(spec.parameterization, "hidden", spec.width, m)
+            self.up = Dense(spec.width, spec.mlp_width, init_std=std * init_scale, multiplier=mult,
+                            bias=spec.bias, generator=generator(seed, f"init/{prefix}.up.weight"))
+            std, mult = init_std_and_multiplier(spec.parameterization, "hidden", spec.mlp_width, m)
+            self.down = Dense(spec.mlp_width, spec.width, init_std=std * init_scale, multiplier=mult,
+                              bias=spec.bias, generator=generator(seed, f"init/{prefix}.down.weight"))
+
+    def forward(self, x: Float[Tensor, "N T H"]) -> Float[Tensor, "N T H"]:
+        x = x + self.recurrence(self.ln_recurrence(x))
+        if self.has_mlp:
+            x = x + self.down(F.gelu(self.up(self.ln_mlp(x))))
+        return x
+
+
+class LinearRecurrenceModel(torch.nn.Module):
+    """Tokens (N, T) int64 -> logits (N, T, C) float32; causal (s_t sees tokens <= t only).
+
+    `output_multiplier` is a 0-dim non-persistent buffer (per member under stack_module_state).
+    """
+
+    def __init__(self, spec: LinearRecurrenceSpec, vocab_size: int, output_dim: int, seed: int,
+                 init_scale: float = 1.0):
+        super().__init__()
+        h = spec.width
+        m = width_ratio(h, spec.base_width)
+        self.token_embedding = torch.nn.Parameter(
+            draw((vocab_size, h), spec.embedding_std * init_scale, generator(seed, "init/token_embedding")))
+        self.blocks = torch.nn.ModuleList(Block(spec, i, seed, init_scale) for i in range(spec.depth))
+        self.ln_final = LayerNorm(h, spec.bias)
+        zero = spec.parameterization == "mup" if spec.zero_init_readout is None else spec.zero_init_readout
+        std, mult = init_std_and_multiplier(spec.parameterization, "output", h, m)
+        self.readout = Dense(h, output_dim, init_std=0.0 if zero else std * init_scale, multiplier=mult,
+                             bias=False, generator=generator(seed, "init/readout.weight"))
+        self.register_buffer("output_multiplier", torch.tensor(float(spec.output_multiplier)),
+                             persistent=False)
+
+    def forward(self, x: Int[Tensor, "N T"]) -> Float[Tensor, "N T C"]:
+        h = F.embedding(x, self.token_embedding)  # (N, T, H)
+        for block in self.blocks:
+            h = block(h)
+        return self.readout(self.ln_final(h)) * self.output_multiplier
+
+
+def build_linear_recurrence(spec: LinearRecurrenceSpec, input_shape: tuple[int, ...], output_dim: int,
+                            vocab_size: int | None, seed: int, init_scale: float = 1.0) -> LinearRecurrenceModel:
+    """A LinearRecurrenceModel for token sequences (N, T); input_shape must be (T,)."""
+    if len(input_shape) != 1:
+        raise InputError(f"a linear_recurrence model takes token sequences (N, T); got input shape "
+                         f"{tuple(input_shape)}")
+    if spec.vocab is not None and vocab_size is not None and spec.vocab != vocab_size:
+        raise InputError(f"model.vocab ({spec.vocab}) differs from the task's vocabulary ({vocab_size})")
+    vocab = spec.vocab if spec.vocab is not None else vocab_size
+    if vocab is None:
+        raise InputError("a linear_recurrence model needs a vocabulary size: set model.vocab or use a token task")
+    return LinearRecurrenceModel(spec, vocab, output_dim, seed, init_scale)
+
+
+def _role(name: str) -> tuple[str, bool]:
+    parts = name.split(".")
+    if name == "token_embedding":
+        return "input", False
+    if name == "readout.weight":
+        return "output", False
+    if name in ("ln_final.weight", "ln_final.bias") or (len(parts) == 4 and parts[2].startswith("ln_")):
+        return "hidden", True
+    if parts[0] == "blocks" and parts[-1] == "nu" and len(parts) == 4:
+        return "hidden", True
+    if parts[0] == "blocks" and parts[-1] in ("weight", "bias") and parts[-2] in ("in_proj", "out_proj", "up", "down"):
+        return "hidden", parts[-1] == "bias"
+    raise InputError(f"'{name}' is not a parameter of an lmech LinearRecurrenceModel")
+
+
+def linear_recurrence_lr_multipliers(spec: LinearRecurrenceSpec, module: torch.nn.Module,
+                                     optimizer_family: Literal["sgd", "adam"]) -> dict[str, float]:
+    """{parameter name: learning-rate multiplier} for every parameter (see the table)."""
+    m = width_ratio(spec.width, spec.base_width)
+    out = {}
+    for name, _ in module.named_parameters():
+        role, vector = _role(name)
+        out[name] = lr_multiplier(spec.parameterization, role, m, optimizer_family, vector)
+    return out
+
