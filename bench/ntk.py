@@ -27,7 +27,7 @@ import torch
 from threadpoolctl import threadpool_limits
 from torch.func import functional_call, jacrev, vmap
 
-from lmech.observables.ntk import ntk_gram
+from lmech.instruments.ntk import ntk_gram
 from workloads import digits, relu_mlp
 
 

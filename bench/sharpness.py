@@ -56,8 +56,8 @@ except ImportError:
     sys.exit("pyhessian is not installed in this environment. How to set one up:\n\n"
              + __doc__[__doc__.index("PyHessian is NOT"):])
 
-from lmech.observables.hessian_trace import hessian_trace
-from lmech.observables.sharpness import sharpness
+from lmech.instruments.hessian_trace import hessian_trace
+from lmech.instruments.sharpness import sharpness
 from workloads import digits, relu_mlp, train_full_batch
 
 

@@ -72,7 +72,7 @@ except ImportError:
     sys.exit("weightwatcher is not installed in this environment. How to set one up:\n\n"
              + __doc__[__doc__.index("WeightWatcher is NOT"):])
 
-from lmech.observables.weight_spectrum import weight_spectrum
+from lmech.instruments.weight_spectrum import weight_spectrum
 from workloads import digits, relu_mlp, train_full_batch
 
 TOLERANCE = 0.05  # the target for |alpha_lmech - alpha_ww|

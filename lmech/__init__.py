@@ -17,7 +17,7 @@ def __getattr__(name: str):
 
         return measure
     if name == "Recorder":
-        from lmech.store.recorder import Recorder
+        from lmech.engine.recorder import Recorder
 
         return Recorder
     raise AttributeError(f"module 'lmech' has no attribute {name!r}")

@@ -5,6 +5,7 @@ one ensemble job each). Both write the same store layout; a killed sweep loses a
 most the jobs in flight, and rerunning skips what finished.
 """
 
+import json
 import platform
 import sys
 import time
@@ -16,12 +17,12 @@ import torch
 
 import lmech
 from lmech.engine.plan import plan_jobs
-from lmech.observables import make_observer
+from lmech.observables import make_observer, plan_observations
 from lmech.spec import RunSpec
 from lmech.store import Store
 from lmech.train import train_ensemble
 
-__all__ = ["ExecutionReport", "execute", "run_job"]
+__all__ = ["ExecutionReport", "execute", "run_job", "validate_observe"]
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,20 @@ def run_job(job: list[RunSpec], store_root: str, on_step: Callable[[int], None] 
     return out
 
 
+def validate_observe(runs: list[RunSpec]) -> None:
+    """Check every run's observe section (names, options) before anything trains.
+
+    Raises:
+        InputError: one line naming the first bad name or option.
+    """
+    checked = set()
+    for spec in runs:
+        key = json.dumps(spec.model_dump(mode="json")["observe"], sort_keys=True)
+        if key not in checked:
+            plan_observations(spec.observe, spec.steps)
+            checked.add(key)
+
+
 def _worker(job: list[RunSpec], store_root: str) -> list[tuple[str, bool]]:
     torch.set_num_threads(1)
     return run_job(job, store_root)
@@ -79,6 +94,7 @@ def execute(runs: list[RunSpec], store: Store, executor: str = "local", workers:
     or as jobs finish (process executor).
     """
     start = time.perf_counter()
+    validate_observe(runs)
     jobs, skipped = plan_jobs(runs, store, max_ensemble)
     total = sum(job[0].steps for job in jobs) or 1
     done = 0

@@ -152,12 +152,15 @@ class MemberModule(torch.nn.Module):
         super().__init__()
         self.plan = plan
         self.output_multiplier = float(output_multiplier)
+        # biases as (fan_out,) vectors, as torch.nn.Linear has them (the stack keeps (K, 1, fan_out))
         self.weights = torch.nn.ParameterDict(
-            {name: torch.nn.Parameter(value[member].detach().clone()) for name, value in params.items()}
+            {name: torch.nn.Parameter(value[member].detach().clone().reshape(-1) if name.startswith("b")
+                                      else value[member].detach().clone()) for name, value in params.items()}
         )
 
     def forward(self, x: Tensor) -> Tensor:
-        stacked = {name: value.unsqueeze(0) for name, value in self.weights.items()}
+        stacked = {name: value.view(1, 1, -1) if name.startswith("b") else value.unsqueeze(0)
+                   for name, value in self.weights.items()}
         out = forward(self.plan, stacked, x)[0]
         return out * self.output_multiplier if self.output_multiplier != 1.0 else out
 

@@ -20,8 +20,8 @@ def accuracy_of(outputs: Tensor, targets: Tensor) -> Tensor:
 
 
 def accuracy(state: TrainState) -> dict[str, Tensor]:
-    """train_accuracy and test_accuracy, each (K,). Cost: 2 forward passes."""
+    """accuracy/train and accuracy/test, each (K,). Cost: 2 forward passes."""
     return {
-        "train_accuracy": accuracy_of(state.outputs(state.x_train), state.y_train),
-        "test_accuracy": accuracy_of(state.outputs(state.x_test), state.y_test),
+        "train": accuracy_of(state.outputs(state.x_train), state.y_train),
+        "test": accuracy_of(state.outputs(state.x_test), state.y_test),
     }

@@ -55,4 +55,4 @@ def activation_scale(state: TrainState, max_examples: int | None = None) -> dict
     if max_examples is not None:
         x = x[..., :max_examples, :]
     values = preactivation_rms(state, x)
-    return {f"activation_scale/{index}": values[index] for index in range(values.shape[0])}
+    return {str(index): values[index] for index in range(values.shape[0])}

@@ -11,7 +11,7 @@ __all__ = ["coefficient_error"]
 
 
 def coefficient_error(state: TrainState) -> dict[str, Tensor]:
-    """coefficient_error (K,): |beta_hat - beta|_2^2, in units of y^2.
+    """coefficient_error/value (K,): |beta_hat - beta|_2^2, in units of y^2.
 
     For x ~ N(0, I) this equals the excess test risk E(x^T(beta_hat - beta))^2 exactly,
     without the sampling noise of a finite test set (Hastie et al. 2019, eq. 2).
@@ -23,4 +23,4 @@ def coefficient_error(state: TrainState) -> dict[str, Tensor]:
     beta_hat = end_to_end_map(state)[:, :, 0]  # (K, D)
     betas = [task.extras["beta"] for task in state.tasks]
     beta = betas[0].unsqueeze(0) if len(betas) == 1 else torch.stack(betas)
-    return {"coefficient_error": (beta_hat - beta).pow(2).sum(-1)}
+    return {"value": (beta_hat - beta).pow(2).sum(-1)}

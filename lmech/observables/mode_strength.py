@@ -36,4 +36,4 @@ def mode_strength(state: TrainState) -> dict[str, Tensor]:
     net = end_to_end_map(state)  # (K, D, C)
     u, v = extras["U"], extras["V"]  # (C, R), (D, R)
     strengths = torch.einsum("dr,kdc,cr->kr", v, net, u)
-    return {f"mode_strength/{r}": strengths[:, r] for r in range(strengths.shape[1])}
+    return {str(r): strengths[:, r] for r in range(strengths.shape[1])}

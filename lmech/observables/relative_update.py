@@ -17,5 +17,5 @@ def relative_update(state: TrainState) -> dict[str, Tensor]:
     for name, p in state.params.items():
         delta = state.last_update[name].detach().flatten(1).norm(dim=1)
         before = (p.detach() - state.last_update[name]).flatten(1).norm(dim=1)
-        out[f"relative_update/{name}"] = delta / before.clamp_min(1e-30)
+        out[name] = delta / before.clamp_min(1e-30)
     return out

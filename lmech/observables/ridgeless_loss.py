@@ -19,7 +19,7 @@ def _population(lam: Tensor, u: Tensor, w: Tensor, b: Tensor) -> Tensor:
 
 
 def ridgeless_loss(state: TrainState) -> dict[str, Tensor]:
-    """ridgeless_loss (K,) and population_loss (K,): exact noise-free test MSE, in units of y^2.
+    """ridgeless_loss/min_norm (K,) and ridgeless_loss/model (K,): exact noise-free test MSE, in units of y^2.
 
     ``population_loss``: the current linear model's ``E_x (f(x) - w.x)^2`` over
     the latent law, computed from the task extras (no test-set noise).
@@ -55,4 +55,4 @@ def ridgeless_loss(state: TrainState) -> dict[str, Tensor]:
         b = torch.linalg.lstsq(ex["features_train"], ex["targets_train"][:, None], driver="gelsd").solution[:, 0]
         ridgeless.append(_population(lam, u, w, b))
         population.append(_population(lam, u, w, net[k]))
-    return {"ridgeless_loss": torch.stack(ridgeless).float(), "population_loss": torch.stack(population).float()}
+    return {"min_norm": torch.stack(ridgeless).float(), "model": torch.stack(population).float()}

@@ -95,7 +95,7 @@ def measure_forecast(store, specs: list[RunSpec]) -> dict:
     specs = forecast_specs(specs)
     cells: dict[tuple[int, int], list[float]] = {}
     for spec in specs:
-        steps, values = store.series(spec.id, "test_loss")
+        steps, values = store.series(spec.id, "loss/test")
         for step, value in zip(steps, values):
             if step > 0:
                 cells.setdefault((_parameters(spec), BATCH * step), []).append(value)

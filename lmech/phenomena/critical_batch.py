@@ -97,7 +97,7 @@ def predict(specs: list[RunSpec]) -> dict:
 
 
 def _steps_to_target(store, spec: RunSpec) -> float:
-    steps, values = store.series(spec.id, "train_loss")
+    steps, values = store.series(spec.id, "loss/train")
     for step, value in zip(steps, values):
         if value <= TARGET_LOSS:
             return float(step)
@@ -110,7 +110,7 @@ def measure(store, specs: list[RunSpec]) -> dict:
     for spec in specs:
         if _is_reference(spec):
             reached = _steps_to_target(store, spec)
-            steps, values = store.series(spec.id, "b_simple")
+            steps, values = store.series(spec.id, "gradient_noise_scale/b_simple")
             window = [v for s, v in zip(steps, values) if s < reached]
             b_simple_runs.append(float(np.mean(window)) if window else math.nan)
             b_simple_trace.append((steps, values))

@@ -76,7 +76,7 @@ def predict(specs: list[RunSpec]) -> dict:
 def measure(store, specs: list[RunSpec]) -> dict:
     by_gamma: dict[float, list[float]] = {}
     for spec in specs:
-        _, values = store.series(spec.id, "coefficient_error")
+        _, values = store.series(spec.id, "coefficient_error/value")
         by_gamma.setdefault(_gamma_of(spec), []).append(values[-1])
     gammas = np.asarray(sorted(by_gamma))
     samples = [np.asarray(by_gamma[g]) for g in gammas]

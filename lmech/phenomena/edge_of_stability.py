@@ -94,8 +94,8 @@ def measure(store, specs: list[RunSpec]) -> dict:
     out = {}
     for spec in specs:
         quantity = "sharpness" if spec.optimizer.name == "sgd" else "preconditioned_sharpness"
-        steps, values = store.series(spec.id, quantity)
-        loss_steps, losses = store.series(spec.id, "train_loss")
+        steps, values = store.series(spec.id, f"{quantity}/eigenvalues/0")
+        loss_steps, losses = store.series(spec.id, "loss/train")
         out[_label(spec)] = {"steps": np.asarray(steps, dtype=float), "sharpness": np.asarray(values, dtype=float),
                              "loss_steps": np.asarray(loss_steps, dtype=float), "loss": np.asarray(losses, dtype=float)}
     return out

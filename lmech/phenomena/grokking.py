@@ -109,7 +109,7 @@ def measure(store, specs: list[RunSpec]) -> dict:
     curves: dict[tuple, list] = {}
     for spec in specs:
         key = (spec.model.init_scale, spec.optimizer.weight_decay)
-        train, test = store.series(spec.id, "train_accuracy"), store.series(spec.id, "test_accuracy")
+        train, test = store.series(spec.id, "accuracy/train"), store.series(spec.id, "accuracy/test")
         m, g = grokking_steps(train, test)
         mem.setdefault(key, []).append(m)
         gen.setdefault(key, []).append(g)

@@ -52,7 +52,7 @@ import torch
 from threadpoolctl import threadpool_limits
 
 from lmech.models.mlp import ModelPlan, ModelSpec, forward, init_params, plan_model
-from lmech.observables.ntk import kernel_distance, ntk_gram
+from lmech.instruments.ntk import kernel_distance, ntk_gram
 from lmech.phenomena.verdict import Comparison, Phenomenon
 from lmech.spec import ObserveSpec, OptimizerSpec, RunSpec
 from lmech.tasks import make_task

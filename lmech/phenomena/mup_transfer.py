@@ -125,7 +125,7 @@ def measure(store, specs: list[RunSpec]) -> dict:
         key = (spec.model.parameterization, spec.model.width)
         log2_lr = math.log2(spec.optimizer.lr)
         diverged = store.summary(spec.id)["status"] == "diverged"
-        steps, values = store.series(spec.id, "train_loss")
+        steps, values = store.series(spec.id, "loss/train")
         loss = math.inf if diverged else final_loss(steps, values, spec.steps)
         losses.setdefault(key + (log2_lr,), []).append(math.log(loss) if loss > 0 else -math.inf)
         if abs(log2_lr - COORD_LOG2_LR) < 1e-9:

@@ -109,8 +109,8 @@ def measure(store, specs: list[RunSpec]) -> dict:
     gd: dict[tuple, list[float]] = {}
     for spec in _rf_specs(specs):
         key = _rf_key(spec)
-        losses.setdefault(key, []).append(store.series(spec.id, "ridgeless_loss")[1][-1])
-        gd.setdefault(key, []).append(store.series(spec.id, "population_loss")[1][-1])
+        losses.setdefault(key, []).append(store.series(spec.id, "ridgeless_loss/min_norm")[1][-1])
+        gd.setdefault(key, []).append(store.series(spec.id, "ridgeless_loss/model")[1][-1])
     curves = {}
     for alpha, mode in sorted({k[:2] for k in losses}):
         sizes = np.asarray(sorted(k[2] for k in losses if k[:2] == (alpha, mode)), float)

@@ -3,7 +3,7 @@
 import torch
 
 from lmech.models.mlp import forward
-from lmech.observables import OBSERVABLES
+from lmech.observables import REGISTRY as OBSERVABLES
 from lmech.spec import ModelSpec, OptimizerSpec, RunSpec
 from lmech.tasks.teacher_student import TeacherStudentSpec
 from lmech.train import build_ensemble
@@ -38,11 +38,11 @@ def test_matches_a_member_by_member_forward_pass():
                 state.params[name].normal_(generator=torch.Generator().manual_seed(1))
     state.output_multiplier = torch.tensor([1.0, 2.0, 0.5])
     values = OBSERVABLES["activation_scale"].function(state)
-    assert sorted(values) == ["activation_scale/0", "activation_scale/1", "activation_scale/2"]
+    assert sorted(values) == ["0", "1", "2"]
     for k in range(3):
         expected = _brute_force(state, k)
         for index, value in enumerate(expected):
-            got = values[f"activation_scale/{index}"][k].item()
+            got = values[str(index)][k].item()
             assert abs(got - value) <= 1e-5 * value  # float32 vs float64
 
 
@@ -50,7 +50,7 @@ def test_output_layer_equals_the_network_output_rms():
     state = build_ensemble(_specs("sp"))
     outputs = forward(state.plan, state.params, state.x_train, state.output_multiplier)
     expected = outputs.pow(2).mean(dim=(1, 2)).sqrt()
-    got = OBSERVABLES["activation_scale"].function(state)["activation_scale/2"]
+    got = OBSERVABLES["activation_scale"].function(state)["2"]
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=0)  # float32, same arithmetic
 
 
@@ -71,8 +71,8 @@ def test_negative_control_scaling_a_hidden_layer_moves_only_that_layer_and_later
     base = OBSERVABLES["activation_scale"].function(state)
     state.params["W1"] = state.params["W1"] * 3.0
     moved = OBSERVABLES["activation_scale"].function(state)
-    assert torch.equal(moved["activation_scale/0"], base["activation_scale/0"])
-    assert torch.all(moved["activation_scale/1"] > 2.0 * base["activation_scale/1"])
+    assert torch.equal(moved["0"], base["0"])
+    assert torch.all(moved["1"] > 2.0 * base["1"])
 
 
 def test_max_examples_uses_a_prefix():

@@ -4,7 +4,7 @@ against direct computations on one member."""
 import torch
 
 from lmech.models import MemberModule
-from lmech.observables import OBSERVABLES
+from lmech.observables import REGISTRY as OBSERVABLES
 from lmech.spec import ModelSpec, OptimizerSpec, RunSpec
 from lmech.tasks.deep_linear import DeepLinearSpec
 from lmech.tasks.gaussian_regression import GaussianRegressionSpec
@@ -19,11 +19,11 @@ def test_loss_and_grad_norm_match_a_plain_module():
     specs = [RunSpec(model=ModelSpec(width=16), seed=s, observe={}) for s in (0, 1)]
     state = _state(specs)
     losses = OBSERVABLES["loss"].function(state)
-    norms = OBSERVABLES["grad_norm"].function(state)["grad_norm"]
+    norms = OBSERVABLES["grad_norm"].function(state)["total"]
     for k in range(2):
         module = MemberModule(state.plan, state.params, k)
         loss = loss_function(state.loss)(module(state.x_train), state.y_train)
-        assert abs(loss.item() - losses["train_loss"][k].item()) < 1e-5
+        assert abs(loss.item() - losses["train"][k].item()) < 1e-5
         grads = torch.autograd.grad(loss, list(module.parameters()))
         expected = torch.sqrt(sum(g.pow(2).sum() for g in grads))
         assert abs(expected.item() - norms[k].item()) / expected.item() < 1e-5  # float32
@@ -42,12 +42,12 @@ def test_param_norm_and_relative_update():
     state = _state([spec])
     before = {n: p.detach().clone() for n, p in state.params.items()}
     norms = OBSERVABLES["param_norm"].function(state)
-    assert abs(norms["param_norm/W0"].item() - before["W0"].norm().item()) < 1e-5
+    assert abs(norms["W0"].item() - before["W0"].norm().item()) < 1e-5
     after = train_ensemble([spec])[0].final_params
     # relative update from the recorded last update equals |after - before| / |before|
     state.last_update = {n: (after[n] - before[n][0]).unsqueeze(0) for n in before}
     state.params = {n: after[n].unsqueeze(0) for n in after}
-    rel = OBSERVABLES["relative_update"].function(state)["relative_update/W1"].item()
+    rel = OBSERVABLES["relative_update"].function(state)["W1"].item()
     expected = ((after["W1"] - before["W1"][0]).norm() / before["W1"].norm()).item()
     assert abs(rel - expected) < 1e-5
 
@@ -61,7 +61,7 @@ def test_mode_strength_is_projection_of_the_end_to_end_map():
     values = OBSERVABLES["mode_strength"].function(state)
     for r in range(4):
         expected = extras["U"][:, r] @ net @ extras["V"][:, r]
-        assert abs(values[f"mode_strength/{r}"].item() - expected.item()) < 1e-6
+        assert abs(values[str(r)].item() - expected.item()) < 1e-6
     # negative control: a network equal to the target map has strengths = singular values
     state.params = {"W0": extras["target_map"].T.unsqueeze(0), "W1": torch.eye(8).unsqueeze(0)}
     state.plan = state.plan.__class__(state.plan.layers[:1] + (state.plan.layers[1].__class__(8, 8, 1.0, 1.0, 1.0, 1.0),),
@@ -75,7 +75,7 @@ def test_coefficient_error_is_distance_to_beta():
                    model=ModelSpec(depth=0, activation="linear", bias=False, init_scale=0.0))
     state = _state([spec])
     beta = state.tasks[0].extras["beta"]
-    value = OBSERVABLES["coefficient_error"].function(state)["coefficient_error"].item()
+    value = OBSERVABLES["coefficient_error"].function(state)["value"].item()
     assert abs(value - beta.pow(2).sum().item()) < 1e-6  # zero init: |0 - beta|^2
 
 
@@ -83,4 +83,4 @@ def test_loss_without_train_split_returns_only_the_test_loss():
     state = _state([RunSpec(model=ModelSpec(width=8), seed=s, observe={}) for s in (0, 1)])
     both = OBSERVABLES["loss"].function(state)
     test_only = OBSERVABLES["loss"].function(state, train=False)
-    assert set(test_only) == {"test_loss"} and torch.equal(test_only["test_loss"], both["test_loss"])
+    assert set(test_only) == {"test"} and torch.equal(test_only["test"], both["test"])

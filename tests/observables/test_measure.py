@@ -6,12 +6,12 @@ import pytest
 import torch
 
 from lmech.errors import InputError
-from lmech.observables.hessian_trace import hessian_trace
-from lmech.observables.measure import INSTRUMENTS, measure
-from lmech.observables.ntk import ntk_gram
-from lmech.observables.sharpness import sharpness
+from lmech.instruments.hessian_trace import hessian_trace
+from lmech.observables import REGISTRY, measure
+from lmech.instruments.ntk import ntk_gram
+from lmech.instruments.sharpness import sharpness
 
-from ._observables_reference import assert_untouched, ce, small_mlp, snapshot
+from tests.instruments._reference import assert_untouched, ce, small_mlp, snapshot
 
 
 def test_equals_direct_calls_and_leaves_model_untouched():
@@ -35,15 +35,14 @@ def test_rows_are_tidy_scalars_and_json_is_keyed_by_name():
     model, batch = small_mlp(seed=1)
     m = measure(model, ce, batch, "sharpness, hessian_trace", sharpness={"k": 2},
                 hessian_trace={"num_probes": 4})
-    rows = m.rows()
-    assert all(isinstance(o, str) and isinstance(c, str) and isinstance(v, float) for o, c, v in rows)
-    table = {(o, c): v for o, c, v in rows}
-    assert len(table) == len(rows)  # no duplicate (observable, column)
-    assert table[("sharpness", "eigenvalues/0")] == float(m["sharpness"].eigenvalues[0])
-    assert table[("sharpness", "eigenvalues/1")] == float(m["sharpness"].eigenvalues[1])
-    assert table[("sharpness", "error_bounds/0")] == float(m["sharpness"].error_bounds[0])
-    assert table[("hessian_trace", "estimate")] == m["hessian_trace"].estimate
-    assert ("hessian_trace", "samples/0") not in table  # arrays not named as vectors stay in to_json only
+    table = m.rows()
+    assert all(isinstance(c, str) and isinstance(v, float) for c, v in table.items())
+    assert all(c.split("/")[0] in ("sharpness", "hessian_trace") for c in table)  # <instrument>/<field>[/<i>]
+    assert table["sharpness/eigenvalues/0"] == float(m["sharpness"].eigenvalues[0])
+    assert table["sharpness/eigenvalues/1"] == float(m["sharpness"].eigenvalues[1])
+    assert table["sharpness/error_bounds/0"] == float(m["sharpness"].error_bounds[0])
+    assert table["hessian_trace/estimate"] == m["hessian_trace"].estimate
+    assert "hessian_trace/samples/0" not in table  # arrays not named as vectors stay in to_json only
     assert m.headline("sharpness") == float(m["sharpness"].eigenvalues[0])
     j = json.loads(json.dumps(m.to_json()))
     assert set(j) == {"sharpness", "hessian_trace"}
@@ -58,10 +57,12 @@ def test_every_registered_instrument_runs_with_its_required_options():
              "gradient_noise_scale": {"small_batch": 4, "big_batch": 40, "num_pairs": 3},
              "local_learning_coefficient": {"num_chains": 2, "num_steps": 20, "num_burnin": 5},
              "loss_barrier": {"theta1": {n: 0.5 * p.detach() for n, p in model.named_parameters()}},
-             "spectral_density": {"num_probes": 1, "lanczos_steps": 10, "grid_size": 50},
+             "hessian_spectral_density": {"num_probes": 1, "lanczos_steps": 10, "grid_size": 50},
+             "critical_batch_forecast": {"num_pairs": 3},
              "hessian_trace": {"num_probes": 4}}
-    m = measure(model, ce, batch, list(INSTRUMENTS), seed=0, **needs)
-    for name in INSTRUMENTS:
+    names = [n for n, e in REGISTRY.items() if e.scope == "model"]
+    m = measure(model, ce, batch, names, seed=0, **needs)
+    for name in names:
         value = m.headline(name)
         assert value is None or value == value, name  # headline present and not NaN where declared
     json.dumps(m.to_json())
@@ -69,7 +70,7 @@ def test_every_registered_instrument_runs_with_its_required_options():
 
 def test_input_errors_name_the_problem():
     model, batch = small_mlp(seed=3)
-    with pytest.raises(InputError, match="unknown observable.*known: sharpness"):
+    with pytest.raises(InputError, match="unknown observable 'no_such_thing'; known: .*sharpness"):
         measure(model, ce, batch, ["sharpness", "no_such_thing"])
     with pytest.raises(InputError, match="unknown option.*kk.*known: k"):
         measure(model, ce, batch, ["sharpness"], sharpness={"kk": 1})

@@ -43,9 +43,9 @@ def test_matches_pinv_and_monte_carlo_in_both_regimes():
                  PowerLawFeaturesSpec(n_train=10, n_features=40, latent_dim=60, alpha=0.5)):  # P < N
         got = _observe(spec, 0, 0.1, seeds=(2,))[0]
         mc, se, zero_loss, unweighted = _brute_force(spec, 2)
-        assert abs(float(got["ridgeless_loss"][0]) - mc) < 5 * se + 1e-6  # 5 Monte Carlo s.e.
+        assert abs(float(got["min_norm"][0]) - mc) < 5 * se + 1e-6  # 5 Monte Carlo s.e.
         # the zero-init model's loss is the target's power w^T Lambda w (float32 output: 1e-5)
-        assert abs(float(got["population_loss"][0]) - zero_loss) < 1e-5 * zero_loss
+        assert abs(float(got["model"][0]) - zero_loss) < 1e-5 * zero_loss
         # negative control: the same check rejects the loss without the spectrum weights
         assert abs(unweighted - mc) > 5 * se
 
@@ -66,8 +66,8 @@ def test_gd_from_zero_converges_to_the_ridgeless_limit():
         return {}
 
     train_ensemble(specs, observer, {0, steps})
-    limit, gd = out[steps]["ridgeless_loss"].double(), out[steps]["population_loss"].double()
-    start = out[0]["population_loss"].double()
+    limit, gd = out[steps]["min_norm"].double(), out[steps]["model"].double()
+    start = out[0]["model"].double()
     assert torch.all((gd - limit).abs() <= 1e-3 * start)  # float32 GD, e^-20 of the gap left: 1e-3
     assert torch.all((start - limit).abs() > 0.05 * start)  # negative control: init is far from it
-    assert torch.equal(out[0]["ridgeless_loss"], out[steps]["ridgeless_loss"])  # independent of params
+    assert torch.equal(out[0]["min_norm"], out[steps]["min_norm"])  # independent of params

@@ -4,7 +4,7 @@ prediction computed from the specs alone (theory only, no store)."""
 
 import pytest
 
-from lmech.observables import OBSERVABLES
+from lmech.observables import REGISTRY as OBSERVABLES
 from lmech.phenomena import PHENOMENA
 from lmech.spec import RunSpec
 

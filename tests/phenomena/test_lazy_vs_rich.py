@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from lmech.models.mlp import ModelSpec, init_params, plan_model
-from lmech.observables.ntk import ntk_gram
+from lmech.instruments.ntk import ntk_gram
 from lmech.phenomena import PHENOMENA, run_phenomenon
 from lmech.phenomena.lazy_vs_rich import (
     NTK_TOLERANCE,

@@ -1,0 +1,500 @@
+"""The `lmech` command. Results go to stdout (one JSON object with --json), progress to stderr.
+
+Exit codes: 0 success, 1 a verdict or check failed, 2 bad input (one line, no traceback).
+"""
+
+import contextlib
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+import yaml
+from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from lmech.errors import InputError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="lmech: a laboratory for learning mechanics.")
+fit_app = typer.Typer(no_args_is_help=True, help="Fit scaling laws and learning curves from a CSV.")
+app.add_typer(fit_app, name="fit")
+
+# Wide consoles when piped, so tables and lines are not folded at 80 columns.
+stderr = Console(stderr=True) if sys.stderr.isatty() else Console(stderr=True, width=160)
+stdout = Console() if sys.stdout.isatty() else Console(width=160)
+
+
+def _error_line(message: str) -> None:
+    sys.stderr.write(f"error: {message}\n")
+
+RunsDir = Annotated[Path, typer.Option("--runs", help="store directory")]
+JsonFlag = Annotated[bool, typer.Option("--json", help="print one JSON object on stdout")]
+Sets = Annotated[Optional[list[str]], typer.Option("--set", help="override a field: key.path=value")]
+
+
+def _validation_line(error: ValidationError) -> str:
+    parts = []
+    for e in error.errors()[:3]:
+        where = ".".join(str(p) for p in e["loc"]) or "spec"
+        got = e.get("input")
+        shown = f" (got {got!r})" if got is not None and not isinstance(got, dict) else ""
+        parts.append(f"{where}: {e['msg']}{shown}")
+    return "invalid spec: " + "; ".join(parts)
+
+
+@contextlib.contextmanager
+def _user_errors():
+    """Turn bad input into one line on stderr and exit code 2."""
+    try:
+        yield
+    except ValidationError as error:
+        _error_line(_validation_line(error))
+        raise typer.Exit(2) from None
+    except (InputError, ValueError, FileNotFoundError, IsADirectoryError, yaml.YAMLError) as error:
+        message = str(error).splitlines()[0] if str(error) else type(error).__name__
+        _error_line(message)
+        raise typer.Exit(2) from None
+
+
+def _parse_sets(sets: list[str] | None) -> dict[str, object]:
+    out = {}
+    for item in sets or []:
+        if "=" not in item:
+            raise InputError(f"--set expects key=value, got '{item}'")
+        key, value = item.split("=", 1)
+        out[key.strip()] = yaml.safe_load(value)
+    return out
+
+
+@contextlib.contextmanager
+def _progress(description: str, enabled: bool = True):
+    """A progress bar on stderr; yields callback(done, total)."""
+    if not enabled:
+        yield None
+        return
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+               TimeElapsedColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=stderr, transient=True) as progress:
+        task = progress.add_task(description, total=None)
+
+        def update(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        yield update
+
+
+@contextlib.contextmanager
+def _spinner(message: str, enabled: bool = True):
+    """A spinner on stderr for work without a natural progress count."""
+    if not enabled:
+        yield
+        return
+    with stderr.status(message):
+        yield
+
+
+def _finite(value):
+    """JSON-safe: NaN and infinities become null (JSON has no such numbers)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _emit_json(obj) -> None:
+    sys.stdout.write(json.dumps(_finite(obj), default=lambda o: _finite(float(o)), allow_nan=False) + "\n")
+
+
+def _atlas_store(runs: Path, prefix: str, resume: bool) -> Path:
+    """A fresh store for this atlas run (verdicts come from this run's measurements), or with
+    --resume the newest earlier one. Nothing is deleted, so concurrent runs cannot clobber each other."""
+    earlier = sorted(p for p in runs.glob(f"{prefix}-*") if p.is_dir()) if runs.is_dir() else []
+    if resume and earlier:
+        return earlier[-1]
+    return runs / f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+
+
+@app.command()
+def atlas(
+    only: Annotated[Optional[list[str]], typer.Option("--only", help="run only this phenomenon (repeatable)")] = None,
+    fast: Annotated[bool, typer.Option("--fast", help="small sizes: each phenomenon in <= 90 s")] = False,
+    resume: Annotated[bool, typer.Option("--resume", help="reuse the runs of the newest earlier atlas")] = False,
+    runs: RunsDir = Path("lmech-runs"),
+    report: Annotated[Path, typer.Option("--report", help="HTML report directory")] = Path("lmech-report"),
+    workers: Annotated[int, typer.Option(help="worker processes for phenomena with several ensemble jobs")] = 2,
+    as_json: JsonFlag = False,
+):
+    """Run the atlas: every phenomenon's prediction vs measurement, a scorecard and an HTML report."""
+    from lmech.phenomena import PHENOMENA, get_phenomenon, run_phenomenon
+    from lmech.report import print_scorecard, write_report
+    from lmech.store import Store
+
+    with _user_errors():
+        chosen = [get_phenomenon(name) for name in only] if only else list(PHENOMENA.values())
+        store = Store(_atlas_store(runs, "atlas-fast" if fast else "atlas", resume))
+        verdicts = []
+        for phenomenon in chosen:
+            with _progress(phenomenon.name, enabled=not as_json) as progress:
+                verdicts.append(run_phenomenon(phenomenon, store, fast, progress=progress,
+                                                workers=workers))
+            if not as_json:
+                v = verdicts[-1]
+                stderr.print(f"{v.name}: {'PASS' if v.passed else 'FAIL'} ({v.seconds:.1f} s)")
+        page = write_report(verdicts, report)
+    if as_json:
+        _emit_json({"passed": all(v.passed for v in verdicts), "report": str(page),
+                    "verdicts": [v.to_json() for v in verdicts]})
+    else:
+        print_scorecard(verdicts, stdout)
+        stdout.print(f"report: {page}")
+    raise typer.Exit(0 if all(v.passed for v in verdicts) else 1)
+
+
+@app.command()
+def run(
+    name: Annotated[str, typer.Argument(help="phenomenon name (see `lmech atlas --help`)")],
+    sets: Sets = None,
+    fast: Annotated[bool, typer.Option("--fast")] = False,
+    runs: RunsDir = Path("lmech-runs"),
+    as_json: JsonFlag = False,
+):
+    """Run one phenomenon, with optional overrides of its run specs (e.g. --set steps=500)."""
+    from lmech.phenomena import get_phenomenon, run_phenomenon
+    from lmech.report import print_scorecard
+    from lmech.store import Store
+
+    with _user_errors():
+        phenomenon = get_phenomenon(name)
+        overrides = _parse_sets(sets)
+        with _progress(name, enabled=not as_json) as progress:
+            verdict = run_phenomenon(phenomenon, Store(runs), fast, overrides, progress)
+    if as_json:
+        _emit_json(verdict.to_json())
+    else:
+        print_scorecard([verdict], stdout)
+    raise typer.Exit(0 if verdict.passed else 1)
+
+
+def _load_sweep(path: Path | None, sets: dict[str, object]):
+    from lmech.spec import SweepSpec, set_field
+
+    tree: dict = {}
+    if path is not None:
+        if not path.is_file():
+            raise InputError(f"spec file not found: {path}")
+        try:
+            tree = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as error:
+            raise InputError(f"{path} is not valid YAML: {str(error).splitlines()[0]}") from None
+        if not isinstance(tree, dict):
+            raise InputError(f"{path} must hold a mapping of spec fields")
+    for key, value in sets.items():
+        try:
+            set_field(tree, key, value, create=True)
+        except ValueError as error:
+            raise InputError(f"--set {key}: {error}") from None
+    return SweepSpec.model_validate(tree)
+
+
+@app.command()
+def sweep(
+    spec: Annotated[Optional[Path], typer.Argument(help="YAML sweep spec (fields of RunSpec + sweep axes)")] = None,
+    sets: Sets = None,
+    runs: RunsDir = Path("lmech-runs"),
+    executor: Annotated[str, typer.Option(help="local | process")] = "local",
+    workers: Annotated[int, typer.Option(help="processes for --executor process")] = 2,
+    as_json: JsonFlag = False,
+):
+    """Train a sweep of your own; finished runs are skipped, so rerunning resumes."""
+    from lmech.engine import execute
+    from lmech.spec import expand_sweep
+    from lmech.store import Store
+
+    with _user_errors():
+        if executor not in ("local", "process"):
+            raise InputError(f"unknown executor '{executor}' (local, process)")
+        sweep_spec = _load_sweep(spec, _parse_sets(sets))
+        specs = expand_sweep(sweep_spec)
+        store = Store(runs)
+        with _progress(f"sweep {sweep_spec.name}", enabled=not as_json) as progress:
+            outcome = execute(specs, store, executor=executor, workers=workers, progress=progress)
+    rows = [_run_row(store, run_id) for run_id in outcome.run_ids]
+    if as_json:
+        _emit_json({"trained": outcome.trained, "skipped": outcome.skipped, "diverged": outcome.diverged,
+                    "seconds": outcome.seconds, "runs": rows})
+    else:
+        stdout.print(_runs_table(rows))
+        stdout.print(f"trained {outcome.trained}, skipped {outcome.skipped} (already in {runs}), "
+                     f"diverged {outcome.diverged}, {outcome.seconds:.1f} s")
+
+
+def _run_row(store, run_id: str) -> dict:
+    spec, summary = store.spec(run_id), store.summary(run_id)
+    model, optimizer = spec.get("model") or {}, spec.get("optimizer") or {}
+    final = summary.get("final") or {}
+    return {"run_id": run_id, "status": summary.get("status", "?"),
+            "task": (spec.get("task") or {}).get("name", spec.get("name", "?")),
+            "model": f"{model['kind']} w{model['width']} d{model['depth']} {model['parameterization']}"
+                     if model else "-",
+            "optimizer": f"{optimizer['name']} lr={optimizer['lr']:g}" if optimizer else "-",
+            "seed": spec.get("seed", "-"), "steps": spec.get("steps", summary.get("steps", "-")),
+            "train_loss": final.get("loss/train"), "test_loss": final.get("loss/test")}
+
+
+def _runs_table(rows: list[dict]):
+    from rich.table import Table
+
+    table = Table()
+    for column in ("run_id", "status", "task", "model", "optimizer", "seed", "steps", "train_loss", "test_loss"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*[f"{v:.4g}" if isinstance(v, float) else str(v) for v in row.values()])
+    return table
+
+
+def _stores(runs: Path):
+    """The store at --runs and the stores one level below it (atlas runs live there)."""
+    from lmech.store import Store
+
+    below = [Store(p) for p in sorted(runs.iterdir()) if p.is_dir()] if runs.is_dir() else []
+    return [Store(runs), *below]
+
+
+@app.command("ls")
+def list_runs(runs: RunsDir = Path("lmech-runs"), as_json: JsonFlag = False):
+    """List finished runs in the store (searched recursively one level: atlas stores too)."""
+    with _user_errors():
+        rows = [dict(_run_row(s, i), store=str(s.root)) for s in _stores(runs) for i in s.run_ids()]
+    if as_json:
+        _emit_json({"runs": rows})
+    else:
+        stdout.print(_runs_table([{k: v for k, v in r.items() if k != "store"} for r in rows]))
+        stdout.print(f"{len(rows)} runs")
+
+
+@app.command()
+def show(run_id: Annotated[str, typer.Argument()], runs: RunsDir = Path("lmech-runs"), as_json: JsonFlag = False):
+    """Show one run: its spec, summary and final metrics."""
+    with _user_errors():
+        store = next((s for s in _stores(runs) if s.path(run_id).is_dir()), None)
+        if store is None:
+            raise InputError(f"no run '{run_id}' in {runs}")
+        spec, summary = store.spec(run_id), store.summary(run_id)
+        metrics = store.metrics(run_id)
+    if as_json:
+        _emit_json({"run_id": run_id, "spec": spec, "summary": summary, "rows": len(metrics["step"])})
+        return
+    stdout.print_json(json.dumps({"spec": spec, "summary": summary}))
+
+
+@app.command()
+def report(
+    runs: RunsDir = Path("lmech-runs"),
+    out: Annotated[Path, typer.Option("--out", help="report directory")] = Path("lmech-report"),
+):
+    """Render the HTML report again from the last atlas verdicts saved in --out."""
+    from lmech.report import load_verdicts, print_scorecard, write_report
+
+    with _user_errors():
+        if not (out / "verdicts.json").is_file():
+            raise InputError(f"no verdicts in {out}: run `lmech atlas` first")
+        verdicts = load_verdicts(out)
+        page = write_report(verdicts, out)
+    print_scorecard(verdicts, stdout)
+    stdout.print(f"report: {page}")
+
+
+@fit_app.command("scaling")
+def fit_scaling(
+    csv: Annotated[Path, typer.Argument(help="CSV with model size, data size and loss columns")],
+    n_col: Annotated[str, typer.Option("--n-col", help="parameter-count column")] = "N",
+    d_col: Annotated[str, typer.Option("--d-col", help="data-size column")] = "D",
+    loss_col: Annotated[str, typer.Option("--loss-col", help="loss column")] = "loss",
+    budget: Annotated[Optional[list[float]], typer.Option("--budget", help="compute budget C = 6ND (repeatable)")] = None,
+    law: Annotated[str, typer.Option(help="additive: E + A/N^alpha + B/D^beta (Chinchilla); coupled: "
+                                          "E + ((A/N^alpha)^(1/p) + (B/D^beta)^(1/p))^p")] = "additive",
+    bootstrap: Annotated[int, typer.Option(help="bootstrap resamples for the intervals")] = 100,
+    figure: Annotated[Path, typer.Option("--figure", help="PNG to write")] = Path("lmech-report/scaling-fit.png"),
+    as_json: JsonFlag = False,
+):
+    """Fit L = E + A/N^alpha + B/D^beta (Chinchilla approach 3; --law coupled adds a coupling p) with
+    bootstrap intervals and allocate budgets."""
+    from lmech.cli.fit_commands import fit_scaling_csv, print_scaling_fit, scaling_figure
+
+    with _user_errors():
+        with _spinner(f"fitting with {bootstrap} bootstrap resamples", enabled=not as_json):
+            result = fit_scaling_csv(csv, n_col, d_col, loss_col, budget or [], law=law, bootstrap=bootstrap)
+        result["figure"] = str(scaling_figure(csv, figure, result, n_col, d_col, loss_col))
+    if as_json:
+        _emit_json(result)
+        return
+    print_scaling_fit(result, stdout)
+
+
+@fit_app.command("curve")
+def fit_curve(
+    csv: Annotated[Path, typer.Argument(help="CSV with a step/compute column and a loss column")],
+    x: Annotated[str, typer.Option("--x", help="x column (steps, tokens, compute)")] = "step",
+    y: Annotated[str, typer.Option("--y", help="loss column")] = "loss",
+    at: Annotated[Optional[list[float]], typer.Option("--at", help="x to forecast at (repeatable)")] = None,
+    bootstrap: Annotated[int, typer.Option(help="bootstrap resamples for the intervals")] = 100,
+    figure: Annotated[Path, typer.Option("--figure", help="PNG to write")] = Path("lmech-report/curve-fit.png"),
+    as_json: JsonFlag = False,
+):
+    """Fit L(x) = E + A x^-alpha to a learning curve and forecast it with an interval."""
+    from lmech.cli.fit_commands import curve_figure, fit_curve_csv, print_curve_fit
+
+    with _user_errors():
+        with _spinner(f"fitting with {bootstrap} bootstrap resamples", enabled=not as_json):
+            result = fit_curve_csv(csv, x, y, at or [], bootstrap=bootstrap)
+        result["figure"] = str(curve_figure(csv, figure, result, x, y))
+    if as_json:
+        _emit_json(result)
+        return
+    print_curve_fit(result, stdout, x, y)
+
+
+def _user_model_and_data(model: str, task: str | None, data: str | None, weights: Path | None, loss: str | None):
+    """(module, (inputs, targets), loss name) for a user's factory and data, checked to run together."""
+    from lmech.cli.user_code import check_runs, choose_loss, load_data, load_model, task_data
+
+    if (task is None) == (data is None):
+        raise InputError("give exactly one of --task NAME or --data pkg.module:function")
+    inputs, targets = task_data(task) if task is not None else load_data(data)
+    loss_name = choose_loss(loss, targets)
+    net = load_model(model, weights)
+    check_runs(net, inputs, targets, loss_name)
+    return net, (inputs, targets), loss_name
+
+
+def _measured(call):
+    """Run an instrument call; a RuntimeError from the model on this data is one line."""
+    try:
+        return call()
+    except RuntimeError as error:
+        raise InputError(f"the model cannot be measured on this data: {str(error).splitlines()[0]}") from None
+
+
+LossOption = Annotated[Optional[str], typer.Option("--loss", help="mse (torch's mse_loss: mean over elements) | "
+                                                   "half_sse (0.5 sum over outputs, mean over examples) | "
+                                                   "cross_entropy (default: from the targets)")]
+ModeOption = Annotated[str, typer.Option("--mode", help="eval (default) | train (dropout on, seeded)")]
+
+
+@fit_app.command("noise-scale")
+def fit_noise_scale(
+    model: Annotated[str, typer.Option("--model", help="factory returning an nn.Module: pkg.module:function")],
+    task: Annotated[Optional[str], typer.Option("--task", help="a built-in task's training set (e.g. digits)")] = None,
+    data: Annotated[Optional[str], typer.Option("--data", help="function returning (inputs, targets): pkg.module:function")] = None,
+    weights: Annotated[Optional[Path], typer.Option("--weights", help="state dict saved with torch.save")] = None,
+    loss: LossOption = None,
+    pairs: Annotated[int, typer.Option("--pairs", help="(small, big) batch pairs")] = 32,
+    seed: Annotated[int, typer.Option("--seed", help="seed of the batch draws")] = 0,
+    mode: ModeOption = "eval",
+    as_json: JsonFlag = False,
+):
+    """Gradient noise scale B_simple of your model on your data, and the critical batch it forecasts."""
+    from lmech.instruments.losses import named_loss
+    from lmech.observables import measure
+
+    with _user_errors():
+        net, batch, loss_name = _user_model_and_data(model, task, data, weights, loss)
+        options = {"num_pairs": pairs, "seed": seed, "mode": mode}
+        with _spinner(f"{pairs} pairs of gradients", enabled=not as_json):
+            result = _measured(lambda: measure(net, named_loss(loss_name), batch, ["critical_batch_forecast"],
+                                               critical_batch_forecast=options))["critical_batch_forecast"]
+    if as_json:
+        _emit_json({**result.to_json(), "loss": loss_name, "mode": mode})
+        return
+    stdout.print(f"B_simple = {result.b_simple:.4g} ± {result.b_simple_se:.2g} examples "
+                 f"(|G|^2 = {result.grad_norm_sq:.3g}, tr Sigma = {result.trace_sigma:.3g}, "
+                 f"{result.num_pairs} pairs of batches {result.small_batch}/{result.big_batch}, loss {loss_name})")
+    stdout.print(f"forecast critical batch B_crit ≈ {result.b_crit:.3g} [{result.b_crit_lo:.3g}, {result.b_crit_hi:.3g}]"
+                 " (McCandlish et al. 2018; it grows as training proceeds)")
+    if not result.resolved:
+        stdout.print("warning: |G|^2 is not resolved (noise dominates): use more --pairs or a larger data set")
+
+
+@app.command("measure")
+def measure_command(
+    model: Annotated[str, typer.Option("--model", help="factory returning an nn.Module: pkg.module:function")],
+    observables: Annotated[str, typer.Option("--observables", help="comma-separated, e.g. sharpness,hessian_trace,ntk_gram")],
+    task: Annotated[Optional[str], typer.Option("--task", help="a built-in task's training set (e.g. digits)")] = None,
+    data: Annotated[Optional[str], typer.Option("--data", help="function returning (inputs, targets): pkg.module:function")] = None,
+    weights: Annotated[Optional[Path], typer.Option("--weights", help="state dict saved with torch.save")] = None,
+    loss: LossOption = None,
+    sets: Annotated[Optional[list[str]], typer.Option("--set", help="instrument option: name.key=value, e.g. sharpness.k=3")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="seed of every instrument that takes one")] = 0,
+    mode: ModeOption = "eval",
+    as_json: JsonFlag = False,
+):
+    """Measure instruments (sharpness, hessian_trace, ntk_gram, ...) on your model and data (eval mode by default)."""
+    from lmech.instruments.losses import named_loss
+    from lmech.observables import REGISTRY, check_request, measure
+
+    with _user_errors():
+        options: dict[str, dict] = {}
+        for key, value in _parse_sets(sets).items():
+            name, dot, option = key.partition(".")
+            if not dot or not option:
+                raise InputError(f"--set expects instrument.option=value (e.g. sharpness.k=3), got '{key}'")
+            options.setdefault(name, {})[option] = value
+        names = check_request(observables, options)
+        if mode not in ("eval", "train"):
+            raise InputError(f"--mode must be eval or train, got '{mode}'")
+        net, batch, loss_name = _user_model_and_data(model, task, data, weights, loss)
+        with _spinner(f"measuring {', '.join(names)}", enabled=not as_json):
+            result = _measured(lambda: measure(net, named_loss(loss_name), batch, names, seed=seed, mode=mode,
+                                               **options))
+    if as_json:
+        _emit_json({"loss": loss_name, "mode": mode, "results": result.to_json()})
+        return
+    import numpy as np
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table()
+    for column in ("metric", "value"):
+        table.add_column(column)
+    rows = result.rows()
+    for name in names:
+        for metric, value in rows.items():
+            if metric.startswith(f"{name}/"):
+                table.add_row(escape(metric), f"{value:.6g}")
+        for field, value in result[name].to_json().items():
+            if isinstance(value, list) and not any(m.startswith(f"{name}/{field}/") for m in rows):
+                table.add_row(escape(f"{name}/{field}"), f"array {np.shape(value)}")
+            elif isinstance(value, str):
+                table.add_row(escape(f"{name}/{field}"), escape(value))
+    stdout.print(table)
+    from lmech.instruments._call import num_examples
+
+    stdout.print(f"{num_examples(batch[0])} examples, loss {loss_name}, {mode} mode; costs: "
+                 + "; ".join(f"{n}: {REGISTRY[n].cost}" for n in names))
+
+
+def main() -> None:
+    """Entry point. One torch thread per process by default (LMECH_THREADS overrides): the
+    microcosm models are too small for intra-op threads, which collapse when another process
+    holds a core; parallelism comes from ensembles and worker processes instead."""
+    import torch
+
+    from threadpoolctl import threadpool_limits
+
+    threads = int(os.environ.get("LMECH_THREADS", "1"))
+    torch.set_num_threads(threads)
+    threadpool_limits(threads)  # numpy/scipy BLAS too (the fitters' small problems)
+    app()
+
+
+if __name__ == "__main__":
+    main()
