@@ -83,25 +83,32 @@ def _import(module_name: str):
             sys.path.remove(cwd)
 
 
-def load_factory(factory: str) -> Callable:
+def load_factory(factory: str, role: str = "model factory") -> Callable:
     """The callable named by `factory` ('package.module:function'; dotted attributes allowed).
 
-    Raises InputError (one line) when the string is malformed, the import fails for any reason,
+    Raises InputError (one line, opening with `role`, e.g. "data function") when the string is
+    malformed, the import fails (missing module, or the module raises while it is imported),
     an attribute is missing, or the target is not callable.
     """
-    check_factory_path(factory)
+    try:
+        check_factory_path(factory)
+    except InputError as error:
+        raise InputError(f"{role}: {error}") from None
     module_name, _, attr = factory.partition(":")
     try:
         target = _import(module_name)
-    except Exception as error:  # ImportError, or whatever the module raises while it is imported
-        raise InputError(f"model factory {factory}: cannot import module '{module_name}' "
+    except ImportError as error:
+        raise InputError(f"{role} '{factory}': cannot import module '{module_name}' "
                          f"({type(error).__name__}: {_one_line(error)})") from None
+    except Exception as error:  # whatever the module raises while it is imported
+        raise InputError(f"{role} '{factory}': importing '{module_name}' raised "
+                         f"{type(error).__name__}: {_one_line(error)}") from None
     for part in attr.split("."):
         if not hasattr(target, part):
-            raise InputError(f"model factory {factory}: module '{module_name}' has no attribute '{attr}'")
+            raise InputError(f"{role} '{factory}': module '{module_name}' has no attribute '{attr}'")
         target = getattr(target, part)
     if not callable(target):
-        raise InputError(f"model factory {factory}: '{attr}' is not callable")
+        raise InputError(f"{role} '{factory}' is not callable")
     return target
 
 
@@ -123,9 +130,9 @@ def call_factory(factory: str, kwargs: Mapping[str, Any] | None = None, seed: in
         try:
             module = function(**dict(kwargs or {}))
         except Exception as error:
-            raise InputError(f"model factory {factory} raised {type(error).__name__}: {_one_line(error)}") from None
+            raise InputError(f"model factory '{factory}' raised {type(error).__name__}: {_one_line(error)}") from None
     if not isinstance(module, torch.nn.Module):
-        raise InputError(f"model factory {factory} returned {type(module).__name__}, not a torch.nn.Module")
+        raise InputError(f"model factory '{factory}' returned {type(module).__name__}, not a torch.nn.Module")
     return module
 
 

@@ -68,10 +68,10 @@ def test_dotted_attribute_and_current_directory(user_module, tmp_path, monkeypat
 
 @pytest.mark.parametrize("factory, fragment", [
     ("lmech_no_such_module_xyz:net", "cannot import module 'lmech_no_such_module_xyz'"),
-    ("lmech_test_broken_module:f", r"cannot import module .* \(RuntimeError: broken at import\)"),
+    ("lmech_test_broken_module:f", "importing 'lmech_test_broken_module' raised RuntimeError: broken at import"),
     ("{m}:missing", "has no attribute 'missing'"),
     ("{m}:NOT_CALLABLE", "is not callable"),
-    ("{m}:bad", r"model factory \S+:bad raised ValueError: width must be positive$"),
+    ("{m}:bad", r"^model factory '\S+:bad' raised ValueError: width must be positive$"),
     ("{m}:not_a_model", "returned int, not a torch.nn.Module"),
     ("{m}:net", "raised TypeError: .*unexpected keyword argument 'colour'"),
 ])
@@ -87,8 +87,10 @@ def test_failures_are_one_input_error_line(user_module, factory, fragment):
 def test_malformed_factory_strings_are_rejected_before_any_import(factory):
     with pytest.raises(ValidationError, match="expected 'package.module:function'"):
         FactorySpec(factory=factory)
-    with pytest.raises(InputError, match="expected 'package.module:function'"):
+    with pytest.raises(InputError, match="^model factory: expected 'package.module:function'"):
         load_factory(factory)
+    with pytest.raises(InputError, match="^data function: expected"):
+        load_factory(factory, role="data function")
 
 
 def test_spec_is_strict():
