@@ -7,6 +7,7 @@ import contextlib
 import json
 import math
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -62,13 +63,19 @@ def _user_errors():
         raise typer.Exit(2) from None
 
 
+_EXPONENT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
 def _parse_sets(sets: list[str] | None) -> dict[str, object]:
     out = {}
     for item in sets or []:
         if "=" not in item:
             raise InputError(f"--set expects key=value, got '{item}'")
         key, value = item.split("=", 1)
-        out[key.strip()] = yaml.safe_load(value)
+        parsed = yaml.safe_load(value)
+        if isinstance(parsed, str) and _EXPONENT.fullmatch(parsed.strip()):
+            parsed = float(parsed)  # YAML 1.1 reads 1e-6 (no dot) as a string; people mean a number
+        out[key.strip()] = parsed
     return out
 
 

@@ -47,8 +47,8 @@ def _low_precision(model: torch.nn.Module) -> bool:
 
 
 def _to_float32(value):
-    if isinstance(value, torch.nn.Module):
-        return value
+    if not isinstance(value, (torch.Tensor, tuple, list, dict)):
+        return value  # the model, a loss function, numbers
     return map_inputs(value, lambda t: t.float() if t.dtype in LOW_PRECISION else t)
 
 
