@@ -57,6 +57,7 @@ class DoctorReport:
     root: str
     complete: tuple[str, ...]
     findings: tuple[Finding, ...]
+    nested: tuple[str, ...] = ()  # foreign entries that hold directories: stores to examine on their own
 
     def of(self, kind: str) -> tuple[Finding, ...]:
         return tuple(f for f in self.findings if f.kind == kind)
@@ -66,7 +67,7 @@ class DoctorReport:
         return not any(f.kind in REMOVABLE and not f.removed for f in self.findings)
 
     def to_json(self) -> dict:
-        return {"root": self.root, "ok": self.ok, "complete": list(self.complete),
+        return {"root": self.root, "ok": self.ok, "complete": list(self.complete), "nested": list(self.nested),
                 "findings": [{"name": f.name, "kind": f.kind, "reason": f.reason, "removed": f.removed}
                              for f in self.findings]}
 
@@ -101,7 +102,9 @@ def doctor(store_root: str | os.PathLike, repair: bool = False, *, stale_after_s
             listed = set(summary["files"]) | {"summary.json"}
             findings += [Finding(f"{name}/{extra}", "foreign", "a file lmech does not write, inside a complete run")
                          for extra in sorted(os.listdir(path)) if extra not in listed]
-    return DoctorReport(str(root), tuple(complete), tuple(findings))
+    nested = tuple(f.name for f in findings
+                   if f.kind == "foreign" and "/" not in f.name and _holds_directory(root / f.name))
+    return DoctorReport(str(root), tuple(complete), tuple(findings), nested)
 
 
 def _temporary(path: Path, repair: bool, stale_after_s: float) -> Finding:
@@ -150,6 +153,17 @@ def _broken(path: Path, why: _Incomplete, repair: bool) -> Finding:
     except OSError:
         shutil.rmtree(aside, ignore_errors=True)  # a newer complete record is in place already
     return Finding(path.name, kind, f"{why}; replaced by a complete record during repair, kept")
+
+
+def _holds_directory(path: Path) -> bool:
+    """Whether `path` is a real directory with a real directory inside (symlinks not followed)."""
+    if path.is_symlink() or not path.is_dir():
+        return False
+    try:
+        with os.scandir(path) as entries:
+            return any(entry.is_dir(follow_symlinks=False) for entry in entries)
+    except OSError:
+        return False
 
 
 def _running(pid: int) -> bool:

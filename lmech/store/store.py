@@ -29,11 +29,11 @@ listed in summary.json's "non_finite" under the file's name (path = the keys, as
 writes them, and list indices from the top of that file). A null not listed was None.
 
 Writes go to <root>/.tmp-<pid>-<host>-<random>-<run_id>/ (<host>: 8 hex digits of the
-host name's sha256; files created O_EXCL, no symlink followed), then the directory is renamed into place. Concurrent writers of one
-id end with one complete run. A killed writer leaves only its .tmp- directory, which
-`lmech.store.doctor` removes once that process is gone. No fsync: a run torn by a power
-loss fails verification and is retrained. A full disk raises InputError ("disk full:
-...") and leaves nothing behind.
+host name's sha256; files created O_EXCL, no symlink followed), then the directory is
+renamed into place. Concurrent writers of one id end with one complete run. A killed
+writer leaves only its .tmp- directory, which `lmech.store.doctor` removes once that
+process is gone. No fsync: a run torn by a power loss fails verification and is
+retrained. A full disk raises InputError ("disk full: ...") and leaves nothing behind.
 
 Nothing read from a run directory is executed: JSON is parsed, tensors load with
 weights_only=True, and DuckDB sees only verified metrics (Arrow tables), with its own
@@ -402,7 +402,8 @@ def _foreign_reason(directory: Path) -> str | None:
     if not stat.S_ISDIR(info.st_mode):
         return "is not a directory"
     try:
-        entries = sorted(os.scandir(directory), key=lambda e: e.name)
+        with os.scandir(directory) as found:
+            entries = sorted(found, key=lambda e: e.name)
     except OSError as error:
         return f"cannot be listed ({error.strerror})"
     for entry in entries:

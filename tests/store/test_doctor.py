@@ -41,7 +41,7 @@ def _messy_store(tmp_path, outside):
     (root / ".tmp-recent").mkdir()  # unparseable and recent: maybe a live writer of an older lmech
     (root / ".tmp-file").write_text("x")
     (root / "notes.txt").write_text("user file")
-    (root / "bad name").mkdir()
+    (root / "bad name" / "sub").mkdir(parents=True)
     write_run(Store(root / "atlas-fast-1"), "inner")  # a nested store
     (root / "data").mkdir()
     (root / "data" / "x.csv").write_text("1,2\n")  # a user's folder with a valid run id name
@@ -67,7 +67,7 @@ def test_doctor_classifies_every_entry_and_changes_nothing_without_repair(tmp_pa
     before = snapshot(tmp_path)
     report = doctor(store.root)
     assert {f.name: f.kind for f in report.findings} == expected
-    assert report.complete == ("good",) and not report.ok
+    assert report.complete == ("good",) and not report.ok and report.nested == ("atlas-fast-1", "bad name")
     assert all(f.reason and "\n" not in f.reason and not f.removed for f in report.findings)
     assert "no longer running" in next(f.reason for f in report.of("stale") if f.name.startswith(".tmp-") and
                                        "process" in f.reason)
