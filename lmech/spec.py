@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from lmech.models.family import RunModelSpec
 from lmech.models.mlp import ModelSpec
 from lmech.tasks import TaskSpec
 from lmech.tasks.digits import DigitsSpec
@@ -35,6 +36,7 @@ class OptimizerSpec(_Spec):
     batch_size: int | None = Field(None, ge=1, description="None: full batch")
     schedule: Literal["constant", "cosine", "warmup", "warmup_cosine"] = "constant"
     warmup_steps: int = Field(0, ge=0)
+    clip_norm: float | None = Field(None, gt=0, description="per-member global gradient-norm clipping (torch's clip_grad_norm_)")
 
 
 class ObserveSpec(BaseModel):
@@ -55,7 +57,7 @@ def _default_observe() -> dict[str, ObserveSpec]:
 
 class RunSpec(_Spec):
     task: TaskSpec = Field(default_factory=DigitsSpec)
-    model: ModelSpec = Field(default_factory=ModelSpec)
+    model: RunModelSpec = Field(default_factory=ModelSpec)
     optimizer: OptimizerSpec = Field(default_factory=OptimizerSpec)
     steps: int = Field(200, ge=0)
     seed: int = Field(0, description="initialization and minibatch order")
@@ -142,5 +144,5 @@ def group_key(spec: RunSpec) -> str:
         node = tree
         for part in path[:-1]:
             node = node[part]
-        node.pop(path[-1])
+        node.pop(path[-1], None)  # families without an init_scale field
     return json.dumps(tree, sort_keys=True)

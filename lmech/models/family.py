@@ -34,7 +34,7 @@ from types import MappingProxyType
 from typing import Annotated, Literal, NamedTuple
 
 import torch
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Discriminator, Field, Tag
 
 from lmech.errors import InputError
 from lmech.models._layers import check_optimizer_family
@@ -49,11 +49,25 @@ from lmech.models.mlp import MemberModule, ModelSpec, init_params, plan_model
 from lmech.models.resmlp import ResMLPSpec, build_resmlp, resmlp_lr_multipliers
 from lmech.models.transformer import TransformerSpec, build_transformer, transformer_lr_multipliers
 
-__all__ = ["Family", "FAMILIES", "AnyModelSpec", "build_model", "lr_multipliers"]
+__all__ = ["Family", "FAMILIES", "AnyModelSpec", "RunModelSpec", "build_model", "lr_multipliers"]
 
 AnyModelSpec = Annotated[
     ModelSpec | TransformerSpec | CNNSpec | ResMLPSpec | LinearRecurrenceSpec | FactorySpec,
     Field(discriminator="kind"),
+]
+
+
+def _kind_tag(value) -> str:
+    kind = value.get("kind", "mlp") if isinstance(value, dict) else getattr(value, "kind", "mlp")
+    return "mlp" if kind in ("mlp", "deep_linear") else kind
+
+
+# A run spec's model: like AnyModelSpec, but a section without `kind` is the MLP (the default).
+RunModelSpec = Annotated[
+    Annotated[ModelSpec, Tag("mlp")] | Annotated[TransformerSpec, Tag("transformer")]
+    | Annotated[CNNSpec, Tag("cnn")] | Annotated[ResMLPSpec, Tag("resmlp")]
+    | Annotated[LinearRecurrenceSpec, Tag("linear_recurrence")] | Annotated[FactorySpec, Tag("factory")],
+    Discriminator(_kind_tag),
 ]
 
 

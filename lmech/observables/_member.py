@@ -5,8 +5,7 @@ from collections.abc import Callable, Iterator
 import torch
 from torch import Tensor
 
-from lmech.models.mlp import MemberModule
-from lmech.train.loop import TrainState
+from lmech.train.loop import TrainState, member_module
 from lmech.train.losses import loss_function
 
 __all__ = ["members", "member_batch", "per_member_scalars"]
@@ -16,7 +15,7 @@ def member_batch(state: TrainState, member: int, split: str = "train") -> tuple[
     """(inputs, targets) of one member's training or test set."""
     x = state.x_train if split == "train" else state.x_test
     y = state.y_train if split == "train" else state.y_test
-    if len(state.tasks) > 1:
+    if state.per_member_data:
         return x[member], y[member]
     return x, y
 
@@ -25,7 +24,7 @@ def members(state: TrainState, split: str = "train") -> Iterator[tuple[int, torc
     """Yield (k, module, loss_fn, batch) for each member, the module holding a copy of its parameters."""
     loss_fn = loss_function(state.loss)
     for k in range(len(state.specs)):
-        module = MemberModule(state.plan, state.params, k, float(state.output_multiplier[k]))
+        module = member_module(state, k)
         yield k, module, loss_fn, member_batch(state, k, split)
 
 

@@ -9,14 +9,18 @@ __all__ = ["accuracy", "accuracy_of"]
 
 
 def accuracy_of(outputs: Tensor, targets: Tensor) -> Tensor:
-    """outputs (K, N, C); targets labels (N,)/(K, N) or one-hot/real (.., N, C): -> (K,) in [0, 1].
+    """outputs (K, N, C) or (K, N, T, V); targets labels (N,)/(N, T), shared or per member (K, ...),
+    or one-hot/real (.., N, C): -> (K,) in [0, 1], the share of scored positions predicted right.
 
-    Real targets use their arg-max as the class. Single-output regression has no accuracy: NaN.
+    Real targets use their arg-max as the class; label -100 marks a position not scored (the
+    language tasks' convention). Single-output regression has no accuracy: NaN.
     """
     if outputs.shape[-1] == 1:
         return torch.full(outputs.shape[:1], float("nan"))
     labels = targets if not targets.is_floating_point() else targets.argmax(-1)
-    return (outputs.argmax(-1) == labels).float().mean(-1)
+    hits = (outputs.argmax(-1) == labels).float()
+    scored = (labels != -100).float().expand_as(hits)
+    return (hits * scored).flatten(1).sum(-1) / scored.flatten(1).sum(-1)
 
 
 def accuracy(state: TrainState) -> dict[str, Tensor]:

@@ -5,6 +5,7 @@ Ignores what is measured (observables arrive as a callback) and where results go
 weight decay, momentum, init scale and output multiplier; everything else is shared.
 """
 
+import copy
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -12,17 +13,24 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from lmech.models.mlp import ModelPlan, forward, init_params, plan_model
+from lmech.errors import InputError
+from lmech.models.family import build_model
+from lmech.models.family import lr_multipliers as family_lr_multipliers
+from lmech.models.mlp import MemberModule, ModelPlan, forward, init_params, plan_model
 from lmech.models.mlp_backward import losses_and_grads_shared, supports_manual_backward
-from lmech.seeding import generator
+from lmech.seeding import child_seed, generator
 from lmech.spec import RunSpec, group_key
 from lmech.tasks import Task, make_task
 from lmech.train.losses import per_member_loss
+from lmech.train.functional import StackedModel, clip_grad_norm_per_member, stack_members
+from lmech.train.functional import losses_and_grads as stacked_losses_and_grads
 from lmech.train.optim import MemberHyper, init_optimizer_state, optimizer_step
 from lmech.train.schedule import lr_factor
 
 __all__ = ["TrainState", "MemberResult", "train_ensemble", "train_run", "build_ensemble", "losses_and_grads",
-           "member_chunks"]
+           "member_chunks", "member_module"]
+
+_MLP_KINDS = ("mlp", "deep_linear")
 
 
 @dataclass
@@ -30,7 +38,8 @@ class TrainState:
     """What an observable may read at an observation step (do not modify).
 
     Attributes:
-        plan: the shared architecture. params: {name: (K, ...)} current parameters.
+        plan: the shared MLP architecture (None for other families, which train through `stacked`).
+        params: {name: (K, ...)} current parameters.
         output_multiplier: (K,). x_train: (N, D) shared or (K, N, D); y_train likewise.
         x_test, y_test: as the training set. loss: "half_sse", "mse" or "cross_entropy".
         step: updates taken so far. last_update: {name: (K, ...)} the latest update (zeros at step 0).
@@ -39,7 +48,7 @@ class TrainState:
         optimizer: "sgd" | "adam" | "adamw". specs: the K run specs. tasks: the K members' tasks.
     """
 
-    plan: ModelPlan
+    plan: ModelPlan | None
     params: dict[str, Tensor]
     output_multiplier: Tensor
     x_train: Tensor
@@ -55,10 +64,37 @@ class TrainState:
     optimizer: str
     specs: list[RunSpec]
     tasks: list[Task]
+    stacked: StackedModel | None = None
+    template: torch.nn.Module | None = None
+
+    @property
+    def per_member_data(self) -> bool:
+        return len(self.tasks) > 1
 
     def outputs(self, x: Tensor) -> Tensor:
+        """Every member's outputs (K, N, ...) on x (shared, or per member when the data are), in eval mode."""
         with torch.no_grad():
-            return forward(self.plan, self.params, x, self.output_multiplier)
+            if self.stacked is None:
+                return forward(self.plan, self.params, x, self.output_multiplier)
+            flags = [(m, m.training) for m in self.stacked.base.modules()]
+            self.stacked.base.eval()
+            try:
+                return self.stacked.forward(self.params, x, per_member_data=self.per_member_data)
+            finally:
+                for m, training in flags:
+                    m.training = training
+
+
+def member_module(state: TrainState, k: int) -> torch.nn.Module:
+    """Member k as an ordinary nn.Module holding a copy of its current parameters (and buffers)."""
+    if state.stacked is None:
+        return MemberModule(state.plan, state.params, k, float(state.output_multiplier[k]))
+    module = copy.deepcopy(state.template)
+    with torch.no_grad():
+        for name, value in {**state.params, **state.stacked.buffers}.items():
+            target = module.get_parameter(name) if name in dict(module.named_parameters()) else module.get_buffer(name)
+            target.copy_(value[k])
+    return module
 
 
 @dataclass
@@ -95,11 +131,23 @@ def build_ensemble(specs: list[RunSpec]) -> TrainState:
     task = tasks[0]
     loss = first.loss or task.loss
     family = "sgd" if first.optimizer.name == "sgd" else "adam"
-    plan = plan_model(first.model, task.input_dim, task.output_dim, family)
-    params = init_params(plan, [s.seed for s in specs], [s.model.init_scale for s in specs],
-                         first.model.zero_init_readout)
-    for p in params.values():
-        p.requires_grad_(True)
+    stacked = template = None
+    if first.model.kind in _MLP_KINDS:
+        plan = plan_model(first.model, task.input_dim, task.output_dim, family)
+        params = init_params(plan, [s.seed for s in specs], [s.model.init_scale for s in specs],
+                             first.model.zero_init_readout)
+        for p in params.values():
+            p.requires_grad_(True)
+        multipliers = plan.lr_multipliers()
+    else:  # any nn.Module: members built one by one from their own seeds, stacked for torch.func
+        plan = None
+        shape, vocab = tuple(task.x_train.shape[1:]), getattr(task, "vocab_size", None)
+        modules = [build_model(s.model, shape, task.output_dim, vocab, s.seed) for s in specs]
+        _check_outputs(modules[0], task, loss)
+        stacked = stack_members(modules)
+        params = stacked.params
+        multipliers = family_lr_multipliers(first.model, modules[0], family)
+        template = modules[0]
     as_tensor = lambda values: torch.tensor(values, dtype=torch.float32)  # noqa: E731
     hyper = MemberHyper(
         lr=as_tensor([s.optimizer.lr for s in specs]),
@@ -111,13 +159,34 @@ def build_ensemble(specs: list[RunSpec]) -> TrainState:
         raise ValueError("cross_entropy needs integer class labels; this task gives real targets")
     return TrainState(
         plan=plan, params=params,
-        output_multiplier=as_tensor([s.model.output_multiplier for s in specs]),
+        output_multiplier=as_tensor([getattr(s.model, "output_multiplier", 1.0) for s in specs]),
         x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test, loss=loss, step=0,
         last_update={n: torch.zeros_like(p) for n, p in params.items()},
         optimizer_state=init_optimizer_state(first.optimizer.name, params),
-        hyper=hyper, lr_multipliers=plan.lr_multipliers(), optimizer=first.optimizer.name,
-        specs=list(specs), tasks=tasks,
+        hyper=hyper, lr_multipliers=multipliers, optimizer=first.optimizer.name,
+        specs=list(specs), tasks=tasks, stacked=stacked, template=template,
     )
+
+
+def _check_outputs(module: torch.nn.Module, task: Task, loss: str) -> None:
+    """One forward of member 0 on two examples: a model whose outputs do not fit the task's targets
+    (or that cannot run on its inputs) gets one line naming both shapes."""
+    from lmech.instruments.losses import named_loss
+
+    x, y = task.x_train[:2], task.y_train[:2]
+    try:
+        with torch.no_grad():
+            out = module(x)
+    except (RuntimeError, IndexError, TypeError, ValueError) as error:
+        raise InputError(f"the model cannot run on the task's inputs {tuple(x.shape)} {x.dtype}: "
+                         f"{(str(error).splitlines() or [''])[0]}") from None
+    if not isinstance(out, Tensor):
+        raise InputError(f"the model returned {type(out).__name__}; the trainer needs a tensor of outputs")
+    try:
+        named_loss(loss)(out, y)
+    except (RuntimeError, IndexError) as error:
+        raise InputError(f"the model's outputs {tuple(out.shape)} do not fit the task's targets {tuple(y.shape)} "
+                         f"under loss {loss}: {(str(error).splitlines() or [''])[0]}") from None
 
 
 def _minibatch_indices(specs: list[RunSpec], n: int, batch: int, steps: int):
@@ -143,6 +212,12 @@ def _take(x: Tensor, index: Tensor, per_member_data: bool) -> Tensor:
     return x[torch.arange(x.shape[0]).unsqueeze(1), index]
 
 
+def _draws(module: torch.nn.Module | None) -> bool:
+    """Whether the module draws random numbers in train mode (dropout with p > 0)."""
+    return module is not None and any(isinstance(m, torch.nn.modules.dropout._DropoutNd) and m.p > 0
+                                      for m in module.modules())
+
+
 def member_chunks(k: int, floats_per_member: int, chunk_bytes: int, at_least: int = 1) -> list[slice]:
     """Split K members into contiguous slices whose activations (4 bytes a float) fit chunk_bytes,
     and into at least min(at_least, K) slices (one per worker thread)."""
@@ -152,7 +227,8 @@ def member_chunks(k: int, floats_per_member: int, chunk_bytes: int, at_least: in
 
 
 def losses_and_grads(state: TrainState, x: Tensor, y: Tensor, chunks: list[slice] | None = None,
-                     workers: int = 1, workspace: dict | None = None) -> tuple[Tensor, list[Tensor]]:
+                     workers: int = 1, workspace: dict | None = None,
+                     per_member_data: bool | None = None) -> tuple[Tensor, list[Tensor]]:
     """Per-member losses (K,) on (x, y) and the gradients of their sum (one (K, ...) tensor per
     parameter, member k's gradient in slice k; possibly non-contiguous views), computed chunk
     by chunk (default: one chunk).
@@ -163,6 +239,12 @@ def losses_and_grads(state: TrainState, x: Tensor, y: Tensor, chunks: list[slice
     buffers (and so the gradients) reused through `workspace`; otherwise autograd.
     """
     names = list(state.params)
+    if state.stacked is not None:
+        seed = child_seed(state.specs[0].seed, f"dropout@{state.step}") if _draws(state.template) else None
+        per_member = state.per_member_data if per_member_data is None else per_member_data
+        losses, grads = stacked_losses_and_grads(state.stacked, x, y, state.loss, per_member_data=per_member,
+                                                 generator_seed=seed)
+        return losses, [grads[n] for n in names]
     if supports_manual_backward(state.plan, x, state.loss):
         losses, grads = losses_and_grads_shared(state.plan, state.params, x, y, state.loss, state.output_multiplier,
                                                 chunks or [slice(0, state.output_multiplier.shape[0])], workers, workspace)
@@ -217,8 +299,10 @@ def train_ensemble(
     names = list(state.params)
     per_member = len(state.tasks) > 1
     batch = n_train if full_batch else opt.batch_size
-    floats = batch * max(layer.fan_out for layer in state.plan.layers)
-    if supports_manual_backward(state.plan, state.x_train, state.loss):
+    floats = batch * max(layer.fan_out for layer in state.plan.layers) if state.plan is not None else 0
+    if state.plan is None:
+        workers, chunks = 1, None
+    elif supports_manual_backward(state.plan, state.x_train, state.loss):
         # hand-derived step: chunks small enough to stay cache-resident and, when the step is
         # large enough to pay for a thread hand-off, at least one chunk per thread
         big = 4 * floats * len(specs) >= manual_chunk_bytes
@@ -243,7 +327,8 @@ def train_ensemble(
         else:
             index = next(batches)
             x, y = _take(state.x_train, index, per_member), _take(state.y_train, index, per_member)
-        losses, grads = losses_and_grads(state, x, y, chunks, workers, workspace)
+        member_batches = per_member or (not full_batch and index.dim() == 2)  # members draw their own minibatches
+        losses, grads = losses_and_grads(state, x, y, chunks, workers, workspace, member_batches)
         if not bool(torch.isfinite(losses).all()):  # frozen members are zeroed, so finite
             finite = torch.isfinite(losses)
             newly = alive & ~finite
@@ -259,6 +344,8 @@ def train_ensemble(
                     p.mul_(keep.view(-1, *([1] * (p.dim() - 1)))).nan_to_num_(0.0)
             if not bool(alive.any()):
                 break
+        if opt.clip_norm is not None:
+            grads = list(clip_grad_norm_per_member(dict(zip(names, grads)), opt.clip_norm).values())
         factor = lr_factor(opt.schedule, step - 1, first.steps, opt.warmup_steps)
         state.last_update = optimizer_step(
             opt.name, state.params, dict(zip(names, grads)), state.optimizer_state, state.hyper,
