@@ -244,27 +244,38 @@ def sweep(
                      f"diverged {outcome.diverged}, {outcome.seconds:.1f} s")
 
 
+def _model_label(model: dict) -> str:
+    """A short model description from a spec's model section (any family, or none)."""
+    if not isinstance(model, dict) or not model:
+        return "-"
+    if model.get("kind") == "factory":
+        return f"factory {model.get('factory', '?')}"
+    parts = [str(model.get("kind", "mlp"))]
+    parts += [f"{key[0]}{model[key]}" for key in ("width", "depth") if key in model]
+    return " ".join(parts + [str(model.get("parameterization", ""))]).strip()
+
+
 def _run_row(store, run_id: str) -> dict:
     spec, summary = store.spec(run_id), store.summary(run_id)
     model, optimizer = spec.get("model") or {}, spec.get("optimizer") or {}
     final = summary.get("final") or {}
     return {"run_id": run_id, "status": summary.get("status", "?"),
             "task": (spec.get("task") or {}).get("name", spec.get("name", "?")),
-            "model": f"{model['kind']} w{model['width']} d{model['depth']} {model['parameterization']}"
-                     if model else "-",
+            "model": _model_label(model),
             "optimizer": f"{optimizer['name']} lr={optimizer['lr']:g}" if optimizer else "-",
             "seed": spec.get("seed", "-"), "steps": spec.get("steps", summary.get("steps", "-")),
             "train_loss": final.get("loss/train"), "test_loss": final.get("loss/test")}
 
 
 def _runs_table(rows: list[dict]):
+    from rich.markup import escape  # names and specs are user text: never rich markup
     from rich.table import Table
 
     table = Table()
     for column in ("run_id", "status", "task", "model", "optimizer", "seed", "steps", "train_loss", "test_loss"):
         table.add_column(column)
     for row in rows:
-        table.add_row(*[f"{v:.4g}" if isinstance(v, float) else str(v) for v in row.values()])
+        table.add_row(*[f"{v:.4g}" if isinstance(v, float) else escape(str(v)) for v in row.values()])
     return table
 
 
@@ -292,15 +303,45 @@ def list_runs(runs: RunsDir = Path("lmech-runs"), as_json: JsonFlag = False):
 def show(run_id: Annotated[str, typer.Argument()], runs: RunsDir = Path("lmech-runs"), as_json: JsonFlag = False):
     """Show one run: its spec, summary and final metrics."""
     with _user_errors():
-        store = next((s for s in _stores(runs) if s.path(run_id).is_dir()), None)
+        from lmech.store import check_run_id
+
+        check_run_id(run_id)  # an id, never a path: nothing outside the store is read
+        stores = _stores(runs)
+        store = next((s for s in stores if s.has(run_id)), None)
         if store is None:
-            raise InputError(f"no run '{run_id}' in {runs}")
+            reasons = [s.verify(run_id) for s in stores if s.path(run_id).exists()]
+            raise InputError(f"run '{run_id}' in {runs} is incomplete: {reasons[0]}" if reasons else f"no run '{run_id}' in {runs}")
         spec, summary = store.spec(run_id), store.summary(run_id)
         metrics = store.metrics(run_id)
     if as_json:
         _emit_json({"run_id": run_id, "spec": spec, "summary": summary, "rows": len(metrics["step"])})
         return
-    stdout.print_json(json.dumps({"spec": spec, "summary": summary}))
+    stdout.print_json(json.dumps(_finite({"spec": spec, "summary": summary})))
+
+
+@app.command()
+def doctor(runs: RunsDir = Path("lmech-runs"),
+           repair: Annotated[bool, typer.Option("--repair", help="remove temporary leftovers and incomplete runs")] = False,
+           as_json: JsonFlag = False):
+    """Check the store: list incomplete, corrupt and orphaned entries (exit 1 if any remain)."""
+    from rich.markup import escape
+
+    from lmech.store.doctor import doctor as check_store
+
+    with _user_errors():
+        if not runs.is_dir():
+            raise InputError(f"no store at {runs}")
+        reports = [check_store(runs, repair=repair)]
+        reports += [check_store(runs / name, repair=repair) for name in reports[0].nested]
+    if as_json:
+        _emit_json({"ok": all(r.ok for r in reports), "stores": [r.to_json() for r in reports]})
+    else:
+        for report in reports:
+            stdout.print(f"{escape(str(report.root))}: {len(report.complete)} complete runs")
+            for finding in report.findings:
+                action = " (removed)" if finding.removed else ""
+                stdout.print(f"  {finding.kind}: {escape(finding.name)}: {escape(finding.reason)}{action}")
+    raise typer.Exit(0 if all(r.ok for r in reports) else 1)
 
 
 @app.command()

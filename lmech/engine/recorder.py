@@ -19,7 +19,7 @@ from torch import Tensor
 from lmech.errors import InputError
 from lmech.instruments._json import to_jsonable
 from lmech.observables.measure import check_request, measure
-from lmech.store.store import Store
+from lmech.store import Store, check_run_id
 from lmech.train.schedule import observation_steps
 
 __all__ = ["Recorder"]
@@ -88,7 +88,7 @@ class Recorder:
                           for k, v in observe.items()}
         self.store = Store(store_dir)
         self.loss_fn, self.batch, self.total_steps, self.seed = loss_fn, batch, total_steps, seed
-        self.run_id = run_id or f"{name}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+        self.run_id = check_run_id(run_id or f"{name}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}")
         self._spec = {"name": name, "kind": "recorded", "seed": seed, "steps": total_steps,
                       "config": to_jsonable(dict(config or {})), "observe": to_jsonable(observe),
                       "loss_fn": getattr(loss_fn, "__qualname__", type(loss_fn).__name__),
