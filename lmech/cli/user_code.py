@@ -8,9 +8,6 @@ other than the user's own named module (weights load with weights_only=True).
 
 from __future__ import annotations
 
-import importlib
-import os
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,41 +19,12 @@ from lmech.errors import InputError
 __all__ = ["load_factory", "load_model", "load_data", "task_data", "choose_loss", "check_runs"]
 
 
-def _import(module_name: str):
-    """Import a module, also searching the current directory (the `lmech` script's sys.path lacks it)."""
-    try:
-        return importlib.import_module(module_name)
-    except ModuleNotFoundError:
-        cwd = os.getcwd()
-        if cwd in sys.path:
-            raise
-        sys.path.insert(0, cwd)
-        try:
-            return importlib.import_module(module_name)
-        finally:
-            sys.path.remove(cwd)
+def load_factory(spec: str, role: str = "model factory") -> Callable:
+    """The callable named by ``"pkg.module:name"`` (importable from sys.path or the current directory);
+    the one loader, `lmech.models.factory.load_factory`."""
+    from lmech.models.factory import load_factory as load
 
-
-def load_factory(spec: str) -> Callable:
-    """The callable named by ``"pkg.module:name"`` (importable from sys.path or the current directory)."""
-    module_name, sep, attr = spec.partition(":")
-    if not sep or not module_name or not attr:
-        raise InputError(f"expected 'package.module:function', got '{spec}'")
-    try:
-        module = _import(module_name)
-    except ImportError as error:
-        raise InputError(f"cannot import module '{module_name}' ({error})") from None
-    except Exception as error:  # the module itself raised while importing
-        raise InputError(f"importing '{module_name}' raised {type(error).__name__}: "
-                         f"{(str(error).splitlines() or [''])[0]}") from None
-    target = module
-    for part in attr.split("."):
-        if not hasattr(target, part):
-            raise InputError(f"module '{module_name}' has no attribute '{attr}'")
-        target = getattr(target, part)
-    if not callable(target):
-        raise InputError(f"'{spec}' is not callable")
-    return target
+    return load(spec, role)
 
 
 def load_model(factory_spec: str, weights: str | Path | None = None) -> torch.nn.Module:
@@ -120,7 +88,7 @@ def _check_pair(pair, name: str) -> tuple:
 
 def load_data(spec: str) -> tuple:
     """Call the function named by ``"pkg.module:function"``; it must return (inputs (N, ...), targets (N, ...))."""
-    function = load_factory(spec)
+    function = load_factory(spec, "data function")
     try:
         pair = function()
     except Exception as error:  # the user's code: any failure is reported in one line
