@@ -1,16 +1,41 @@
-# Two entry points: `make demo` (the atlas on CPU) and `make test`.
-# Each creates or reuses .venv; torch 2.13.0 (the CPU wheel) goes in first.
+# Entry points: `make demo` (the atlas on CPU), `make test`, and one target per benchmark.
+# Each creates or reuses its environment; torch 2.13.0 (the CPU wheel) always goes in first.
+#
+#   make bench-ensemble          ensemble trainer vs a sequential torch loop    (.venv)
+#   make bench-ntk               eNTK: lmech vs per-sample loop and vmap(jacrev) (.venv)
+#   make bench-functional-ensemble  functional ensemble (when the script exists) (.venv)
+#   make bench-sharpness         lmech vs PyHessian 0.1                          (.venv-bench)
+#   make bench-weight-spectrum   lmech vs WeightWatcher 0.7.5                    (.venv-bench)
+#   make bench                   all of the above, one after another
+#
+# Script arguments go in ARGS, e.g. `make bench-ensemble ARGS="--ks 8 --steps-scale 0.1"`.
+# .venv-bench holds the peers lmech is compared against (they are not dependencies of
+# lmech): torch first, then lmech, then bench/requirements-<name>.txt under a constraint
+# that pins torch, so no peer can replace the CPU wheel. A stamp per requirements file
+# makes a second run start at once.
 PYTHON ?= python3
+TORCH := torch==2.13.0
+PIP_FLAGS := -q --disable-pip-version-check
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.lmech-installed
+BENCH_VENV := .venv-bench
+BENCH_BIN := $(BENCH_VENV)/bin
+BENCH_STAMP := $(BENCH_VENV)/.lmech-installed
+BENCH_CONSTRAINTS := $(BENCH_VENV)/constraints.txt
+ARGS ?=
 
-.PHONY: demo test test-fast bench clean
+BENCHES := bench-ensemble bench-ntk bench-sharpness bench-weight-spectrum
+ifneq ($(wildcard bench/functional_ensemble.py),)
+BENCHES += bench-functional-ensemble
+endif
+
+.PHONY: demo test test-fast bench $(BENCHES) bench-functional-ensemble clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --disable-pip-version-check torch==2.13.0
-	$(BIN)/python -m pip install -q --disable-pip-version-check -e ".[test]"
+	$(BIN)/python -m pip install $(PIP_FLAGS) $(TORCH)
+	$(BIN)/python -m pip install $(PIP_FLAGS) -e ".[test]"
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -22,8 +47,39 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2 -m "not slow"
 
-bench: $(STAMP)
-	$(BIN)/python bench/ensemble.py
+# --- benchmarks that need only lmech: the dev .venv ---
+bench-ensemble: $(STAMP)
+	$(BIN)/python bench/ensemble.py $(ARGS)
+
+bench-ntk: $(STAMP)
+	$(BIN)/python bench/ntk.py $(ARGS)
+
+bench-functional-ensemble: $(STAMP)
+	$(BIN)/python bench/functional_ensemble.py $(ARGS)
+
+# --- benchmarks against peers: .venv-bench ---
+$(BENCH_STAMP): pyproject.toml
+	test -x $(BENCH_BIN)/python || $(PYTHON) -m venv $(BENCH_VENV)
+	echo "$(TORCH)" > $(BENCH_CONSTRAINTS)
+	$(BENCH_BIN)/python -m pip install $(PIP_FLAGS) $(TORCH)
+	$(BENCH_BIN)/python -m pip install $(PIP_FLAGS) -c $(BENCH_CONSTRAINTS) -e .
+	touch $(BENCH_STAMP)
+
+# PyHessian declares torch (any version); the constraint keeps the installed 2.13.0.
+$(BENCH_VENV)/.req-%: bench/requirements-%.txt $(BENCH_STAMP)
+	$(BENCH_BIN)/python -m pip install $(PIP_FLAGS) -c $(BENCH_CONSTRAINTS) -r $<
+	$(BENCH_BIN)/python -c "import torch; assert torch.__version__.startswith('2.13.0'), torch.__version__"
+	touch $@
+
+bench-sharpness: $(BENCH_VENV)/.req-sharpness
+	$(BENCH_BIN)/python bench/sharpness.py $(ARGS)
+
+bench-weight-spectrum: $(BENCH_VENV)/.req-weight-spectrum
+	$(BENCH_BIN)/python bench/weight_spectrum.py $(ARGS)
+
+# All benchmarks, one at a time (ARGS, if given, goes to each).
+bench:
+	@for target in $(BENCHES); do $(MAKE) --no-print-directory $$target || exit 1; done
 
 clean:
-	rm -rf $(VENV) lmech-report lmech-runs
+	rm -rf $(VENV) $(BENCH_VENV) lmech-report lmech-runs

@@ -13,7 +13,8 @@ K / sample; every sampled model is checked against its ensemble twin. Prints one
 per (regime, K) with `speed-up: N.Nx` and the ensemble's achieved GFLOP/s beside this
 machine's fp32 matmul peak, measured here with the same thread count.
 
-Run: .venv/bin/python bench/ensemble.py [--threads 2] [--ks 8,64,256] [--steps-scale 1.0]
+Run: make bench-ensemble [ARGS="--ks 8,64 --steps-scale 0.1"]  (the defaults, K up to 256, run for many minutes on 2 cores)
+ or: .venv/bin/python bench/ensemble.py [--threads 2] [--ks 8,64,256] [--steps-scale 1.0]
 """
 
 import argparse

@@ -16,7 +16,8 @@ Every kernel is checked against the loop's (relative Frobenius error printed).
 Prints `speed-up: N.Nx` against the loop for each method, and lmech jacobian against
 vmap(jacrev).
 
-Run: .venv/bin/python bench/ntk.py [--rounds 5] [--threads 1] [--n 256]
+Run: make bench-ntk [ARGS="--rounds 5"]
+ or: .venv/bin/python bench/ntk.py [--rounds 5] [--threads 1] [--n 256]
 """
 
 import argparse

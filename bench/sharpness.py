@@ -20,21 +20,15 @@ shared and noisy):
 PyHessian quirks handled: cuda=False; it leaves a graph in p.grad (cleared after
 each use); density() is not used (it calls torch.eig, gone from torch 2.13).
 
-PyHessian is NOT a dependency of lmech. Run in a separate environment:
+PyHessian is NOT a dependency of lmech. `make bench-sharpness` builds a separate
+environment, .venv-bench, and runs this script there (ARGS="--rounds 3 --probes 30" passes
+arguments). By hand, the same steps:
 
     python3.11 -m venv .venv-bench
     .venv-bench/bin/pip install torch==2.13.0
-    .venv-bench/bin/pip install --no-deps -r bench/requirements-sharpness.txt
     .venv-bench/bin/pip install -e .
+    .venv-bench/bin/pip install --no-deps -r bench/requirements-sharpness.txt
     .venv-bench/bin/python bench/sharpness.py [--rounds 3] [--probes 30]
-
-Offline shortcut (no torch download; reuses the main .venv's packages read-only):
-
-    python3.11 -m venv .venv-bench
-    echo "$PWD/.venv/lib/python3.11/site-packages" > .venv-bench/lib/python3.11/site-packages/main-venv.pth
-    echo "$PWD" >> .venv-bench/lib/python3.11/site-packages/main-venv.pth
-    .venv-bench/bin/pip install --no-deps pyhessian==0.1
-    .venv-bench/bin/python bench/sharpness.py
 
 .venv-bench/ must not be committed.
 """

@@ -36,22 +36,16 @@ lmech's `fit_power_law` uses the same KS convention and MLE and ignores eigenval
 instead of <= 1e-5. It considers tails of at least 10 eigenvalues; WeightWatcher goes down to 2.
 The alphas agree when WeightWatcher's best tail has at least 10 eigenvalues.
 
-WeightWatcher is NOT a dependency of lmech. Run in a separate environment:
+WeightWatcher is NOT a dependency of lmech. `make bench-weight-spectrum` builds a separate
+environment, .venv-bench, and runs this script there (ARGS="--rounds 3" passes arguments).
+By hand, the same steps (the constraint keeps the CPU torch whatever a requirement declares):
 
     python3.11 -m venv .venv-bench
-    .venv-bench/bin/pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
-    .venv-bench/bin/pip install -r bench/requirements-weight-spectrum.txt
+    .venv-bench/bin/pip install torch==2.13.0
     .venv-bench/bin/pip install -e .
+    echo torch==2.13.0 > .venv-bench/constraints.txt
+    .venv-bench/bin/pip install -c .venv-bench/constraints.txt -r bench/requirements-weight-spectrum.txt
     .venv-bench/bin/python bench/weight_spectrum.py [--rounds 3]
-
-Offline shortcut (reuses the main .venv's packages read-only; WeightWatcher declares no
-torch dependency, so pip keeps the CPU torch):
-
-    python3.11 -m venv .venv-bench
-    echo "$PWD/.venv/lib/python3.11/site-packages" > .venv-bench/lib/python3.11/site-packages/main-venv.pth
-    echo "$PWD" >> .venv-bench/lib/python3.11/site-packages/main-venv.pth
-    .venv-bench/bin/pip install -r bench/requirements-weight-spectrum.txt
-    .venv-bench/bin/python bench/weight_spectrum.py
 
 .venv-bench/ must not be committed.
 """
