@@ -68,7 +68,7 @@ def test_sweep_json_ls_show_and_corrupt_run(tmp_path):
     shown = json.loads(_invoke("show", run_id, "--runs", runs, "--json").stdout)
     assert shown["spec"]["steps"] == 3 and shown["summary"]["status"] == "completed"
     (tmp_path / "runs" / run_id / "summary.json").write_text("{oops")
-    _assert_bad_input(_invoke("show", run_id, "--runs", runs), "corrupt")
+    _assert_bad_input(_invoke("show", run_id, "--runs", runs), "is incomplete: summary.json is not valid JSON")
     _assert_bad_input(_invoke("show", "feedbeef", "--runs", runs), "no run 'feedbeef'")
 
 
