@@ -1,5 +1,11 @@
 """Training: K stacked models in one vectorized step (one model is K = 1)."""
 
+from lmech.train.functional import (
+    StackedModel,
+    clip_grad_norm_per_member,
+    per_member_grad_norm,
+    stack_members,
+)
 from lmech.train.loop import MemberResult, TrainState, build_ensemble, losses_and_grads, train_ensemble, train_run
 from lmech.train.losses import loss_function, per_member_loss
 from lmech.train.optim import MemberHyper, init_optimizer_state, optimizer_step
@@ -9,4 +15,5 @@ __all__ = [
     "train_ensemble", "train_run", "build_ensemble", "losses_and_grads", "TrainState", "MemberResult",
     "per_member_loss", "loss_function", "MemberHyper", "init_optimizer_state", "optimizer_step",
     "lr_factor", "log_spaced_steps", "observation_steps",
+    "StackedModel", "stack_members", "clip_grad_norm_per_member", "per_member_grad_norm",
 ]

@@ -160,6 +160,20 @@ def _vmap_error(error: RuntimeError) -> InputError | None:
     return None
 
 
+def _call_chunk(batched, member, p, b, xs, ys, unbatched: bool) -> Tensor:
+    """One chunk's outputs (or losses): vmapped, or (unbatched) its single member without vmap."""
+    if unbatched:
+        one = member({n: v[0] for n, v in p.items()}, {n: v[0] for n, v in b.items()}, xs, ys)
+        return one.unsqueeze(0)
+    try:
+        return batched(p, b, xs, ys)
+    except RuntimeError as error:
+        meaning = _vmap_error(error)
+        if meaning is None:
+            raise
+        raise meaning from None
+
+
 def _run(stacked: StackedModel, params: dict[str, Tensor], x: Tensor, y: Tensor | None, loss_name: str | None,
          per_member_data: bool, generator_seed: int | None, chunk_members: int | None, grads: bool):
     """Outputs (K, N, ...) or, with a loss, (losses (K,), grads) chunk by chunk."""
@@ -176,8 +190,8 @@ def _run(stacked: StackedModel, params: dict[str, Tensor], x: Tensor, y: Tensor 
         return out if loss is None else loss(out, yk)
 
     data_dim = 0 if per_member_data else None
-    randomness = "error" if generator_seed is None else "different"
-    batched = vmap(member, in_dims=(0, 0, data_dim, data_dim if y is not None else None), randomness=randomness)
+    batched = vmap(member, in_dims=(0, 0, data_dim, data_dim if y is not None else None),
+                   randomness="error" if generator_seed is None else "different")
     versions = {n: b._version for n, b in buffers.items()}
     pieces, grad_pieces = [], []
     with torch.random.fork_rng(devices=[], enabled=generator_seed is not None):
@@ -186,21 +200,12 @@ def _run(stacked: StackedModel, params: dict[str, Tensor], x: Tensor, y: Tensor 
         for part in _chunks(k, chunk_members):
             p = {n: v[part] for n, v in params.items()}
             b = {n: v[part] for n, v in buffers.items()}
-            xs = x[part] if per_member_data else x
-            ys = y[part] if per_member_data and y is not None else y
+            unbatched = chunk_members == 1  # one member without vmap: its own slice, no K axis
+            index = part.start if unbatched else part
+            xs = x[index] if per_member_data else x
+            ys = y[index] if per_member_data and y is not None else y
             with torch.enable_grad() if grads else torch.no_grad():
-                if part.stop - part.start == 1 and chunk_members == 1:  # one at a time, no vmap
-                    one = member({n: v[0] for n, v in p.items()}, {n: v[0] for n, v in b.items()},
-                                 xs[0] if per_member_data else xs, None if ys is None else ys[0] if per_member_data else ys)
-                    out = one.unsqueeze(0)
-                else:
-                    try:
-                        out = batched(p, b, xs, ys)
-                    except RuntimeError as error:
-                        meaning = _vmap_error(error)
-                        if meaning is None:
-                            raise
-                        raise meaning from None
+                out = _call_chunk(batched, member, p, b, xs, ys, unbatched)
                 if grads:
                     grad_pieces.append(torch.autograd.grad(out.sum(), [p[n] for n in names], allow_unused=True,
                                                            materialize_grads=True))
