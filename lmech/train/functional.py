@@ -20,6 +20,7 @@ to 1e-8 relative). Exceptions:
   name; `chunk_members=1` then runs the members one at a time without vmap (no speed-up).
 """
 
+import contextlib
 import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -160,6 +161,28 @@ def _vmap_error(error: RuntimeError) -> InputError | None:
     return None
 
 
+@contextlib.contextmanager
+def _seeded_rng(device: torch.device, seed: int | None):
+    """The default generator of `device` seeded with `seed` inside, restored after (nothing if None).
+
+    vmap's randomness="different" draws from the global generator and takes no Generator argument,
+    so the caller's state is saved and put back (fork_rng); only that device's generator is
+    seeded (torch.manual_seed would also seed every CUDA device, lazily, past the restore).
+    """
+    if seed is None:
+        yield
+        return
+    if device.type == "cuda":
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        with torch.random.fork_rng(devices=[index], device_type="cuda"):
+            torch.cuda.default_generators[index].manual_seed(seed)
+            yield
+        return
+    with torch.random.fork_rng(devices=[]):
+        torch.default_generator.manual_seed(seed)
+        yield
+
+
 def _call_chunk(batched, member, p, b, xs, ys, unbatched: bool) -> Tensor:
     """One chunk's outputs (or losses): vmapped, or (unbatched) its single member without vmap."""
     if unbatched:
@@ -194,9 +217,7 @@ def _run(stacked: StackedModel, params: dict[str, Tensor], x: Tensor, y: Tensor 
                    randomness="error" if generator_seed is None else "different")
     versions = {n: b._version for n, b in buffers.items()}
     pieces, grad_pieces = [], []
-    with torch.random.fork_rng(devices=[], enabled=generator_seed is not None):
-        if generator_seed is not None:
-            torch.manual_seed(generator_seed)
+    with _seeded_rng(next(iter({**params, **buffers}.values())).device, generator_seed):
         for part in _chunks(k, chunk_members):
             p = {n: v[part] for n, v in params.items()}
             b = {n: v[part] for n, v in buffers.items()}

@@ -263,11 +263,13 @@ def test_ensemble_equals_each_member_trained_alone(arch, optimizer):
     assert _worst_relative(stacked.params, 0, other) > 1e-4
 
 
-def test_members_with_their_own_data():
+@pytest.mark.parametrize("chunk_members", [None, 1])
+def test_members_with_their_own_data(chunk_members):
     members = _members(MLP, range(3))
     batches = _batches("mlp", 1, 20, members=3)
     stacked = stack_members(members)
-    _train_ensemble(stacked, batches, "half_sse", "sgd", _hyper([0.05] * 3, [0.0] * 3, [0.9] * 3), per_member=True)
+    _train_ensemble(stacked, batches, "half_sse", "sgd", _hyper([0.05] * 3, [0.0] * 3, [0.9] * 3), per_member=True,
+                    chunk_members=chunk_members)
     for k, member in enumerate(members):
         alone, _ = _train_alone(member, [(x[k], y[k]) for x, y in batches], "half_sse", "sgd", 0.05, 0.0, 0.9)
         assert _worst_relative(stacked.params, k, alone) <= 1e-8  # float64, as above
