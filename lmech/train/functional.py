@@ -4,10 +4,11 @@ One job: stack K modules of one structure into (K, ...) tensors and give per-mem
 losses and gradients from one `vmap` over `functional_call`. It ignores the update (the stacked
 gradients go to `lmech.train.optim.optimizer_step`), schedules, data and what is measured.
 
-Member k of an ensemble computes what module k alone computes, in the same order of operations
-per member; in float64 the two agree to rounding (tests: 50 steps of SGD/Adam/AdamW on an MLP,
-CNNs, a residual MLP, a causal transformer LM and a GRU LM match torch.optim on each member alone
-to 1e-8 relative). Exceptions:
+Member k of an ensemble computes what module k alone computes, the same operations in possibly
+another summation order, so the two agree to rounding (tests/train/test_functional.py trains
+MLP, CNN, residual, transformer and GRU members with optimizer_step and compares each with
+torch.optim on the member alone, in float64). Members are independent: a member's numbers do
+not depend on which others share its ensemble beyond rounding. Exceptions:
 - Dropout (train mode): each member draws its own masks (vmap randomness="different") from
   `generator_seed`, so a member alone and inside an ensemble agree in distribution, not bit for
   bit; the draws also depend on `chunk_members`. The caller's global RNG is left as it was.
@@ -18,6 +19,11 @@ to 1e-8 relative). Exceptions:
   (torch.func docs, "Patching Batch Norm").
 - Ops without a vmap batching rule (nn.GRU/nn.LSTM's fused kernels) are refused with their
   name; `chunk_members=1` then runs the members one at a time without vmap (no speed-up).
+- Parameters a member's loss does not use get zero gradients (torch.optim would skip them, so
+  weight decay differs for them).
+
+Cost: about K times one member's FLOPs in one set of op dispatches per chunk; speed-ups over a
+loop of nn.Modules and what limits them are in bench/functional_ensemble.py.
 """
 
 import contextlib
@@ -63,9 +69,10 @@ class StackedModel:
                 generator_seed: int | None = None, chunk_members: int | None = None) -> Tensor:
         """Every member's output: x shared (N, ...) or, with per_member_data, (K, N, ...) -> (K, N, ...).
 
-        x may be float or int64 (tokens). params: {name: (K, ...)}, usually `self.params`
-        (gradients flow to whatever is passed). generator_seed: needed when the model draws
-        random numbers (dropout in train mode); members draw independently.
+        x may be float or int64 (tokens). params: {name: (K, ...)}, usually `self.params`; under
+        the caller's grad mode (wrap in torch.no_grad() to keep no graph). generator_seed:
+        needed when the model draws random numbers (dropout in train mode); members draw
+        independently. chunk_members as in `losses_and_grads`.
         """
         return _run(self, params, x, None, None, per_member_data, generator_seed, chunk_members, grads=False)[0]
 
@@ -147,12 +154,15 @@ def _chunks(k: int, chunk_members: int | None) -> list[slice]:
     return [slice(start, min(start + size, k)) for start in range(0, k, size)]
 
 
+_DRAWS = ("the model draws random numbers (dropout in train mode?): pass generator_seed= so each member draws "
+          "its own, reproducibly, or put the model in eval mode")
+
+
 def _vmap_error(error: RuntimeError) -> InputError | None:
     """The user-facing meaning of a vmap failure, or None for anything else (a bug: re-raised)."""
     text = str(error)
     if "randomness" in text and "vmap" in text:
-        return InputError("the model draws random numbers (dropout in train mode?): pass generator_seed= so each "
-                          "member draws its own, reproducibly, or put the model in eval mode")
+        return InputError(_DRAWS)
     if text.startswith("Batching rule not implemented for"):
         op = text.removeprefix("Batching rule not implemented for ").split(".")[0].split(";")[0]
         return InputError(f"the model uses {op}, which torch.func.vmap cannot batch over members: write it "
@@ -161,32 +171,36 @@ def _vmap_error(error: RuntimeError) -> InputError | None:
     return None
 
 
+def _generator(device: torch.device) -> torch.Generator:
+    if device.type == "cuda":
+        return torch.cuda.default_generators[device.index if device.index is not None else torch.cuda.current_device()]
+    return torch.default_generator
+
+
 @contextlib.contextmanager
 def _seeded_rng(device: torch.device, seed: int | None):
-    """The default generator of `device` seeded with `seed` inside, restored after (nothing if None).
+    """Inside: the default generator of `device`, seeded with `seed` unless None; after: the
+    caller's state put back (fork_rng), whatever the model drew.
 
-    vmap's randomness="different" draws from the global generator and takes no Generator argument,
-    so the caller's state is saved and put back (fork_rng); only that device's generator is
-    seeded (torch.manual_seed would also seed every CUDA device, lazily, past the restore).
+    vmap's randomness="different" draws from the global generator and takes no Generator argument.
+    Only that device's generator is seeded (torch.manual_seed would also seed every CUDA device,
+    lazily, past the restore).
     """
-    if seed is None:
-        yield
-        return
-    if device.type == "cuda":
-        index = device.index if device.index is not None else torch.cuda.current_device()
-        with torch.random.fork_rng(devices=[index], device_type="cuda"):
-            torch.cuda.default_generators[index].manual_seed(seed)
-            yield
-        return
-    with torch.random.fork_rng(devices=[]):
-        torch.default_generator.manual_seed(seed)
+    cuda = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda, device_type="cuda"):
+        if seed is not None:
+            _generator(device).manual_seed(seed)
         yield
 
 
-def _call_chunk(batched, member, p, b, xs, ys, unbatched: bool) -> Tensor:
+def _call_chunk(batched, member, p, b, xs, ys, unbatched: bool, seeded: bool) -> Tensor:
     """One chunk's outputs (or losses): vmapped, or (unbatched) its single member without vmap."""
     if unbatched:
+        generator = _generator(next(iter({**p, **b}.values())).device)
+        before = None if seeded else generator.get_state()
         one = member({n: v[0] for n, v in p.items()}, {n: v[0] for n, v in b.items()}, xs, ys)
+        if before is not None and not torch.equal(generator.get_state(), before):
+            raise InputError(_DRAWS)  # without vmap nothing refuses the draw: caught here, as vmap would
         return one.unsqueeze(0)
     try:
         return batched(p, b, xs, ys)
@@ -225,8 +239,8 @@ def _run(stacked: StackedModel, params: dict[str, Tensor], x: Tensor, y: Tensor 
             index = part.start if unbatched else part
             xs = x[index] if per_member_data else x
             ys = y[index] if per_member_data and y is not None else y
-            with torch.enable_grad() if grads else torch.no_grad():
-                out = _call_chunk(batched, member, p, b, xs, ys, unbatched)
+            with torch.enable_grad() if grads else contextlib.nullcontext():
+                out = _call_chunk(batched, member, p, b, xs, ys, unbatched, generator_seed is not None)
                 if grads:
                     grad_pieces.append(torch.autograd.grad(out.sum(), [p[n] for n in names], allow_unused=True,
                                                            materialize_grads=True))

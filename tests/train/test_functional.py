@@ -275,16 +275,19 @@ def test_members_with_their_own_data(chunk_members):
         assert _worst_relative(stacked.params, k, alone) <= 1e-8  # float64, as above
 
 
-def test_member_alone_and_inside_an_ensemble_give_identical_losses():
-    members = _members(CausalLM, range(K))
-    x, y = _batches("lm", 2, 1)[0]
-    together, grads = losses_and_grads(stack_members(members), x, y, "cross_entropy")
+@pytest.mark.parametrize("arch", list(ARCHITECTURES))
+def test_member_alone_and_inside_an_ensemble_give_identical_losses(arch):
+    factory, loss = ARCHITECTURES[arch]
+    members = _members(factory, range(K))
+    x, y = _batches(arch, 2, 1)[0]
+    together, grads = losses_and_grads(stack_members(members), x, y, loss)
     for k, member in enumerate(members):
-        alone, alone_grads = losses_and_grads(stack_members([member]), x, y, "cross_entropy")
+        alone, alone_grads = losses_and_grads(stack_members([member]), x, y, loss)
         assert torch.equal(alone[0], together[k])  # the same vmapped ops on one member's slice
         for name, g in alone_grads.items():
-            assert torch.allclose(g[0], grads[name][k], rtol=1e-12, atol=1e-15), name  # float64 rounding
-        plain = named_loss("cross_entropy")(member(x), y).detach()
+            # float64; bit for bit except where a batch of one takes another gemm path (the GRU)
+            assert torch.allclose(g[0], grads[name][k], rtol=1e-12, atol=1e-15), name
+        plain = named_loss(loss)(member(x), y).detach()
         assert abs(float(plain) - float(together[k])) <= 1e-12 * abs(float(plain))  # float64 rounding
 
 
@@ -306,8 +309,10 @@ def test_forward_shapes_and_token_inputs():
     members = _members(CausalLM, range(3))
     stacked = stack_members(members)
     x, _ = _batches("lm", 4, 1)[0]
-    out = stacked.forward(stacked.params, x)
+    with torch.no_grad():
+        out = stacked.forward(stacked.params, x)
     assert out.shape == (3, 6, 8, 11) and not out.requires_grad
+    assert stacked.forward(stacked.params, x).requires_grad  # the caller's grad mode
     assert torch.allclose(out[2], members[2](x), rtol=1e-12, atol=1e-14)  # float64 rounding
     per_member = torch.stack([x, x.flip(0), x])
     out = stacked.forward(stacked.params, per_member, per_member_data=True)
@@ -358,6 +363,7 @@ class Dropped(nn.Module):
 def test_dropout_members_differ_reproducibly_and_keep_the_global_rng():
     members = _members(Dropped, [0] * K)  # identical members: only the masks differ
     stacked = stack_members(members)
+    assert stacked.members == K
     x = torch.ones(200, 50, dtype=torch.float64)
     before = torch.get_rng_state()
     out = stacked.forward(stacked.params, x, generator_seed=7)
@@ -377,6 +383,13 @@ def test_dropout_members_differ_reproducibly_and_keep_the_global_rng():
     assert abs(float((alone != 0).double().mean()) - 0.5) < 4 * 0.005
     with pytest.raises(InputError, match="generator_seed"):
         stacked.forward(stacked.params, x)
+    # one member at a time (no vmap): the same seeding, the same refusal, the same restored RNG
+    one_by_one = stacked.forward(stacked.params, x, generator_seed=7, chunk_members=1)
+    assert torch.equal(one_by_one, stacked.forward(stacked.params, x, generator_seed=7, chunk_members=1))
+    assert not torch.equal(one_by_one[0], one_by_one[1])
+    with pytest.raises(InputError, match="generator_seed"):
+        stacked.forward(stacked.params, x, chunk_members=1)
+    assert torch.equal(torch.get_rng_state(), before)
 
 
 def test_dropout_training_is_reproducible_from_the_seed():
