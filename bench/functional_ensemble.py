@@ -21,15 +21,19 @@ Run: .venv/bin/python bench/functional_ensemble.py [--threads 2] [--k 32] [--rou
      [--workloads transformer,cnn] [--chunk-members N]
 Exits 1 if a member's weights differ from its sequential twin by more than 1e-3 relative.
 
-Measured 2026-12-01 (2 cores, AVX-512, quiet machine, 2 threads, medians of 5 rounds):
-  transformer  sequential 2.56 s, ensemble 1.56 s: 1.6x (ceiling at the matmul peak 4.6x)
-  cnn          sequential 1.24 s, ensemble 0.46 s: 2.7x (ceiling 19.6x)
+Measured 2026-12-01 (2 cores, AVX-512, load < 1.5, medians of 5 rounds; three runs):
+  2 threads  transformer  sequential 2.56-3.68 s, ensemble 1.56-1.64 s: 1.6x-2.3x
+                          (ceiling at the matmul peak 4.6x-6.6x)
+             cnn          sequential 1.24-1.66 s, ensemble 0.46-0.60 s: 2.7x-2.8x (ceiling 20x-27x)
+  1 thread   transformer  3.51 s vs 2.80 s: 1.3x (ceiling 3.1x); cnn 1.38 s vs 0.78 s: 1.8x
   --chunk-members 8: 1.7x and 1.7x (no gain: more dispatches, bmm no faster in the step)
+  The sequential loop's time varies most between runs: its small ops gain little from a second
+  thread and suffer most from a neighbour on the other core.
 What limits it (torch.profiler, one K=32 step, 2 threads):
   transformer  bmm 94 of ~150 ms (116 GFLOP/s, 60% of peak; the loop's own matmuls of 512 x 64
                rows already run near peak), the rest memory-bound elementwise work on (K, 512, 256)
                activations (GELU and its backward, LayerNorm, masked_fill, copies). The FLOPs
-               alone at peak would allow 4.6x, so 4x needs matmuls at ~90% of peak and free
+               alone at peak allow 4.6x-6.6x, so 4x needs matmuls near peak and almost free
                elementwise ops.
   cnn          max_pool2d_with_indices on the (N, K*C, 1, L) layout 7 ms (half the step),
                oneDNN grouped-convolution backward 6 ms, forward 3 ms: these kernels cost about
