@@ -8,7 +8,7 @@ plus sweep axes (dotted field paths -> values) expanded as a Cartesian product.
 import hashlib
 import itertools
 import json
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -44,8 +44,8 @@ class ObserveSpec(BaseModel):
     Any other keys are the observable's own options (e.g. k for sharpness)."""
 
     model_config = ConfigDict(extra="allow", frozen=True)
-    every: Literal["log"] | int = "log"
-    count: int = Field(30, ge=1, description="number of log-spaced steps when every='log'")
+    every: Literal["log"] | Annotated[int, Field(strict=True, ge=1)] = "log"
+    count: int = Field(30, ge=1, strict=True, description="number of log-spaced steps when every='log'")
 
     def options(self) -> dict[str, Any]:
         return dict(self.model_extra or {})

@@ -127,18 +127,14 @@ def check_runs(model: torch.nn.Module, inputs, targets, loss_name: str) -> None:
     """One forward pass on two examples and the named loss on them: every mismatch between
     the model, the data and the loss becomes one line (shapes, dtypes, token ids past the vocabulary)."""
     from lmech.instruments._call import call_model, take
+    from lmech.instruments._state import training_flags
     from lmech.instruments.losses import named_loss
 
     index = torch.arange(2)
     try:
         with torch.no_grad():
-            was = [(m, m.training) for m in model.modules()]
-            model.eval()
-            try:
+            with training_flags(model, False):
                 outputs = call_model(model, take(inputs, index))
-            finally:
-                for m, training in was:
-                    m.training = training
             named_loss(loss_name)(outputs, take(targets, index))
     except InputError:
         raise

@@ -7,7 +7,6 @@ most the jobs in flight, and rerunning skips what finished.
 
 import json
 import platform
-import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed

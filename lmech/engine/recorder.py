@@ -14,11 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from pydantic import ValidationError
 from torch import Tensor
 
 from lmech.errors import InputError
 from lmech.instruments._json import to_jsonable
 from lmech.observables.measure import check_request, measure
+from lmech.spec import ObserveSpec
 from lmech.store import Store, check_run_id
 from lmech.train.schedule import observation_steps
 
@@ -65,7 +67,9 @@ class Recorder:
         Nothing is written until close(); a crash, or an exception inside the
         `with` block, leaves no run (partial directories never look complete,
         see `Store.write`). Measuring costs what the instruments cost, at the
-        scheduled steps only. The model is never modified (functional_call).
+        scheduled steps only. The model is never modified (parameters, buffers,
+        .grad, train/eval flags, global RNG: instruments measure in eval mode on
+        copies), so the user's training trajectory is the same with a Recorder.
     """
 
     def __init__(self, store_dir: str | Path, loss_fn: Callable[[Tensor, Tensor], Tensor],
@@ -79,11 +83,13 @@ class Recorder:
         if observe:
             check_request(list(observe), self._options, "recorder")
             for instrument, when in observe.items():
-                every, count = when.get("every", "log"), when.get("count", 20)
-                if not (every == "log" or (isinstance(every, int) and not isinstance(every, bool) and every >= 1)):
-                    raise InputError(f"{instrument}.every must be 'log' or a positive integer, got {every!r}")
-                if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-                    raise InputError(f"{instrument}.count must be a positive integer, got {count!r}")
+                schedule = {key: when[key] for key in _SCHEDULE_KEYS if key in when}
+                try:
+                    ObserveSpec.model_validate(schedule)  # the run specs' schedule rules
+                except ValidationError as error:
+                    first = error.errors()[0]
+                    raise InputError(f"{instrument}.{first['loc'][0]}: {first['msg']} "
+                                     f"(got {first.get('input')!r})") from None
         self._schedule = {k: set(observation_steps(v.get("every", "log"), int(v.get("count", 20)), total_steps))
                           for k, v in observe.items()}
         self.store = Store(store_dir)

@@ -22,6 +22,7 @@ contract suite checks all five kinds of state on a model with BatchNorm and
 Dropout. It ignores what is measured.
 """
 
+import contextlib
 import contextvars
 import copy
 import functools
@@ -35,7 +36,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from lmech.errors import InputError
 from lmech.instruments._call import map_inputs
 
-__all__ = ["Mode", "measures_model", "LOW_PRECISION"]
+__all__ = ["Mode", "measures_model", "LOW_PRECISION", "training_flags"]
 
 Mode = Literal["eval", "train"]
 LOW_PRECISION = (torch.float16, torch.bfloat16)
@@ -73,6 +74,18 @@ def _translate(error: RuntimeError) -> InputError | None:
     return None
 
 
+@contextlib.contextmanager
+def training_flags(model: torch.nn.Module, training: bool):
+    """`model.train(training)` for the duration of the block; every module's own flag restored after."""
+    flags = [(module, module.training) for module in model.modules()]
+    model.train(training)
+    try:
+        yield model
+    finally:
+        for module, flag in flags:
+            module.training = flag
+
+
 def measures_model(function: Callable) -> Callable:
     """Decorate an instrument `function(model, ...)`: adds the keyword `mode` and the guarantees above."""
     signature = inspect.signature(function)
@@ -93,12 +106,11 @@ def measures_model(function: Callable) -> Callable:
             model = copy.deepcopy(model).float()
             bound.arguments = {name: _to_float32(v) for name, v in bound.arguments.items()}
             bound.arguments[next(iter(signature.parameters))] = model
-        flags = [(module, module.training) for module in model.modules()]
         cuda = list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
         token = _INSIDE.set(True)
         try:
-            with torch.random.fork_rng(devices=cuda), sdpa_kernel([SDPBackend.MATH]):
-                model.train(mode == "train")
+            with (torch.random.fork_rng(devices=cuda), sdpa_kernel([SDPBackend.MATH]),
+                  training_flags(model, mode == "train")):
                 if mode == "train":
                     torch.manual_seed(int(bound.arguments.get("seed", seed_default)))
                 return function(*bound.args, **bound.kwargs)
@@ -109,8 +121,6 @@ def measures_model(function: Callable) -> Callable:
             raise translated from None
         finally:
             _INSIDE.reset(token)
-            for module, training in flags:
-                module.training = training
 
     parameters = list(signature.parameters.values())
     mode_parameter = inspect.Parameter("mode", inspect.Parameter.KEYWORD_ONLY, default="eval", annotation=Mode)

@@ -72,6 +72,17 @@ def lr_multiplier(parameterization: str, role: Role, m: float, optimizer_family:
     return m**power
 
 
+def role_lr_multipliers(parameterization: str, m: float, module: torch.nn.Module, optimizer_family: str,
+                        role_of) -> dict[str, float]:
+    """{parameter name: lr_multiplier(...)} for every parameter of `module`, whose (role, vector)
+    `role_of(name)` gives (it raises InputError for a name it does not know)."""
+    out = {}
+    for name, _ in module.named_parameters():
+        role, vector = role_of(name)
+        out[name] = lr_multiplier(parameterization, role, m, optimizer_family, vector)
+    return out
+
+
 def draw(shape: tuple[int, ...], std: float, generator: torch.Generator) -> Tensor:
     """float32 N(0, std^2) entries from `generator`; exact zeros when std is 0."""
     if std == 0.0:

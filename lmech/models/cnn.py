@@ -42,7 +42,7 @@ from torch import Tensor
 
 from lmech.errors import InputError
 from lmech.models._layers import Dense, draw, init_std_and_multiplier, lr_multiplier, width_ratio
-from lmech.models.parameterization import activation_gain
+from lmech.models.parameterization import activate, activation_gain
 from lmech.seeding import generator
 
 __all__ = ["CNNSpec", "CNN", "build_cnn", "cnn_lr_multipliers"]
@@ -109,14 +109,6 @@ class Conv(torch.nn.Module):
         return z
 
 
-def _activate(z: Tensor, activation: str) -> Tensor:
-    if activation == "relu":
-        return torch.relu(z)
-    if activation == "tanh":
-        return torch.tanh(z)
-    if activation == "gelu":
-        return F.gelu(z)
-    return z
 
 
 class CNN(torch.nn.Module):
@@ -163,7 +155,7 @@ class CNN(torch.nn.Module):
         h = x.reshape(n, *self.layout)
         dim = len(self.layout) - 1
         for conv, pooled in zip(self.convs, self.pool_after):
-            h = _activate(conv(h), self.activation)
+            h = activate(conv(h), self.activation)
             if pooled and self.pool == "max":
                 h = (F.max_pool1d if dim == 1 else F.max_pool2d)(h, self.pool_size)
             elif pooled:

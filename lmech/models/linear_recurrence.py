@@ -51,7 +51,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import Tensor
 
 from lmech.errors import InputError
-from lmech.models._layers import Dense, LayerNorm, draw, init_std_and_multiplier, lr_multiplier, width_ratio
+from lmech.models._layers import Dense, LayerNorm, draw, init_std_and_multiplier, role_lr_multipliers, width_ratio
 from lmech.seeding import generator
 
 __all__ = ["LinearRecurrenceSpec", "LinearRecurrenceModel", "build_linear_recurrence",
@@ -223,10 +223,6 @@ def _role(name: str) -> tuple[str, bool]:
 def linear_recurrence_lr_multipliers(spec: LinearRecurrenceSpec, module: torch.nn.Module,
                                      optimizer_family: Literal["sgd", "adam"]) -> dict[str, float]:
     """{parameter name: learning-rate multiplier} for every parameter (see the table)."""
-    m = width_ratio(spec.width, spec.base_width)
-    out = {}
-    for name, _ in module.named_parameters():
-        role, vector = _role(name)
-        out[name] = lr_multiplier(spec.parameterization, role, m, optimizer_family, vector)
-    return out
+    return role_lr_multipliers(spec.parameterization, width_ratio(spec.width, spec.base_width), module,
+                               optimizer_family, _role)
 

@@ -16,7 +16,7 @@ from jaxtyping import Float
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import Tensor
 
-from lmech.models.parameterization import LayerPlan, resolve_layers
+from lmech.models.parameterization import LayerPlan, activate, resolve_layers
 from lmech.seeding import generator
 
 __all__ = ["ModelSpec", "ModelPlan", "plan_model", "init_params", "forward", "MemberModule"]
@@ -103,16 +103,6 @@ def init_params(plan: ModelPlan, seeds: list[int], init_scales: list[float],
     return params
 
 
-def _activate(z: Tensor, activation: str) -> Tensor:
-    if activation == "relu":
-        return torch.relu(z)
-    if activation == "tanh":
-        return torch.tanh(z)
-    if activation == "gelu":
-        return torch.nn.functional.gelu(z)
-    if activation == "square":  # phi(z) = z^2 (Gromov 2023, grokking modular arithmetic)
-        return z * z
-    return z
 
 
 def forward(
@@ -137,7 +127,7 @@ def forward(
                 z = z * layer.multiplier
             if plan.bias:
                 z = z + params[f"b{index}"]
-        h = z if index == last else _activate(z, plan.activation)
+        h = z if index == last else activate(z, plan.activation)
     if output_multiplier is not None:
         h = h * output_multiplier.view(-1, 1, 1)
     return h

@@ -27,7 +27,9 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["LayerRule", "LayerPlan", "PARAMETERIZATIONS", "resolve_layers", "activation_gain"]
+import torch
+
+__all__ = ["LayerRule", "LayerPlan", "PARAMETERIZATIONS", "resolve_layers", "activation_gain", "activate"]
 
 ParameterizationName = Literal["sp", "ntk", "mup"]
 
@@ -78,6 +80,22 @@ def activation_gain(activation: str) -> float:
     (then E[phi(z)^2] = 3).
     """
     return math.sqrt(2.0) if activation in ("relu", "gelu") else 1.0
+
+
+def activate(z: torch.Tensor, activation: str) -> torch.Tensor:
+    """phi(z) for the activations the families name: relu, tanh, gelu, square (z^2, Gromov 2023),
+    abs; anything else ("linear") is the identity."""
+    if activation == "relu":
+        return torch.relu(z)
+    if activation == "tanh":
+        return torch.tanh(z)
+    if activation == "gelu":
+        return torch.nn.functional.gelu(z)
+    if activation == "square":
+        return z * z
+    if activation == "abs":
+        return z.abs()
+    return z
 
 
 def resolve_layers(

@@ -40,14 +40,13 @@ import math
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
 from jaxtyping import Float
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor
 
 from lmech.errors import InputError
 from lmech.models._layers import Dense, init_std_and_multiplier, lr_multiplier, width_ratio
-from lmech.models.parameterization import activation_gain
+from lmech.models.parameterization import activate, activation_gain
 from lmech.seeding import generator
 
 __all__ = ["ResMLPSpec", "ResMLP", "build_resmlp", "resmlp_lr_multipliers"]
@@ -84,16 +83,6 @@ class ResMLPSpec(BaseModel):
         return 1.0
 
 
-def _activate(z: Tensor, activation: str) -> Tensor:
-    if activation == "relu":
-        return torch.relu(z)
-    if activation == "tanh":
-        return torch.tanh(z)
-    if activation == "gelu":
-        return F.gelu(z)
-    if activation == "abs":
-        return z.abs()
-    return z
 
 
 class Branch(torch.nn.Module):
@@ -112,7 +101,7 @@ class Branch(torch.nn.Module):
 
     def forward(self, h: Float[Tensor, "N H"]) -> Float[Tensor, "N H"]:
         for layer in self.layers:
-            h = layer(_activate(h, self.activation))
+            h = layer(activate(h, self.activation))
         return h
 
 

@@ -59,7 +59,7 @@ from lmech.models._layers import (
     LayerNorm,
     draw,
     init_std_and_multiplier,
-    lr_multiplier,
+    role_lr_multipliers,
     width_ratio,
 )
 from lmech.seeding import generator
@@ -297,9 +297,5 @@ def _role(name: str) -> tuple[str, bool]:
 def transformer_lr_multipliers(spec: TransformerSpec, module: torch.nn.Module,
                                optimizer_family: Literal["sgd", "adam"]) -> dict[str, float]:
     """{parameter name: learning-rate multiplier} for every parameter of `module` (see the table)."""
-    m = width_ratio(spec.width, spec.base_width)
-    out = {}
-    for name, _ in module.named_parameters():
-        role, vector = _role(name)
-        out[name] = lr_multiplier(spec.parameterization, role, m, optimizer_family, vector)
-    return out
+    return role_lr_multipliers(spec.parameterization, width_ratio(spec.width, spec.base_width), module,
+                               optimizer_family, _role)

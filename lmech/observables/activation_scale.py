@@ -8,13 +8,10 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from lmech.models.parameterization import activate
 from lmech.train.loop import TrainState
 
 __all__ = ["activation_scale", "preactivation_rms"]
-
-_ACTIVATIONS = {"relu": torch.relu, "tanh": torch.tanh, "gelu": torch.nn.functional.gelu,
-                "linear": lambda z: z}
-
 
 def preactivation_rms(state: TrainState, x: Float[Tensor, "N D"] | Float[Tensor, "K N D"]) -> Float[Tensor, "L K"]:
     """RMS over examples and units of each layer's pre-activation z_l = multiplier_l * h_{l-1} W_l + b_l.
@@ -24,7 +21,6 @@ def preactivation_rms(state: TrainState, x: Float[Tensor, "N D"] | Float[Tensor,
     Algorithm: one forward pass that keeps every layer's z; cost 2*K*N*P FLOPs.
     """
     plan, params = state.plan, state.params
-    activate = _ACTIVATIONS[plan.activation]
     last = len(plan.layers) - 1
     rms = []
     h = x
@@ -38,7 +34,7 @@ def preactivation_rms(state: TrainState, x: Float[Tensor, "N D"] | Float[Tensor,
             if index == last:
                 z = z * state.output_multiplier.view(-1, 1, 1)
             rms.append(z.pow(2).mean(dim=(1, 2)).sqrt())
-            h = activate(z)
+            h = activate(z, plan.activation)
     return torch.stack(rms)
 
 

@@ -20,9 +20,6 @@ from lmech.observables.registry import REGISTRY, EntryPoint, get_entry, result_r
 __all__ = ["Measurement", "measure", "check_request"]
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
-_HEADLINES = {"sharpness": "eigenvalues/0", "preconditioned_sharpness": "eigenvalues/0", "hessian_trace": "estimate",
-              "effective_dimensionality": "n_eff", "gradient_noise_scale": "b_simple", "critical_batch_forecast": "b_crit",
-              "local_learning_coefficient": "estimate", "loss_barrier": "barrier", "ntk_gram": "trace"}
 
 
 @dataclass(frozen=True)
@@ -58,7 +55,7 @@ class Measurement(Mapping):
 
     def headline(self, name: str) -> float | None:
         """The instrument's headline scalar (e.g. sharpness -> top eigenvalue), or None."""
-        field = _HEADLINES.get(name)
+        field = REGISTRY[name].headline
         return None if field is None else self.rows().get(f"{name}/{field}")
 
 

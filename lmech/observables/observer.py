@@ -25,10 +25,6 @@ from lmech.spec import ObserveSpec
 __all__ = ["plan_observations", "make_observer", "measure_members"]
 
 
-def _supplied(entry: Entry) -> tuple[str, ...]:
-    return ("preconditioner",) if entry.from_state is not None else ()
-
-
 def plan_observations(observe: Mapping[str, ObserveSpec], total_steps: int) -> list[tuple[Entry, set[int], dict]]:
     """[(entry, steps, options)] for every observed name, validated.
 
@@ -40,7 +36,7 @@ def plan_observations(observe: Mapping[str, ObserveSpec], total_steps: int) -> l
     plan = []
     for name, when in observe.items():
         entry = get_entry(name, "observe")
-        options = validate_options(entry, when.options(), supplied=_supplied(entry))
+        options = validate_options(entry, when.options(), supplied=entry.state_options)
         plan.append((entry, set(observation_steps(when.every, when.count, total_steps)), options))
     return plan
 
@@ -61,8 +57,8 @@ def measure_members(entry: Entry, state, options: Mapping[str, Any]) -> dict[str
             chosen["seed"] = child_seed(state.specs[k].seed, f"{entry.name}@{state.step}") % (1 << 31)
         per_member.append(result_rows(entry, entry.call(entry.function, module, loss_fn, batch, chosen)))
     names = list(dict.fromkeys(n for rows in per_member for n in rows))
-    if not names:  # nothing measurable yet (e.g. no Adam moments at step 0): the headline as NaN
-        names = [f"{entry.name}/eigenvalues/0"] if "eigenvalues" in entry.vectors else []
+    if not names and entry.headline is not None:  # nothing measurable yet (no Adam moments at step 0)
+        names = [f"{entry.name}/{entry.headline}"]
     return {n: torch.tensor([rows.get(n, float("nan")) for rows in per_member], dtype=torch.float64) for n in names}
 
 

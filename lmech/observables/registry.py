@@ -114,11 +114,13 @@ class Entry:
         fields: the metric fields it writes, for the README ("<field>" after "<name>/").
         cost: rough cost in HVPs / gradients / forward passes.
         call: model scope: (function, model, loss_fn, batch, options) -> result.
+        headline: the field that is "the" value (e.g. "eigenvalues/0" for sharpness), or None.
         vectors: 1-D array fields written as `<name>/<field>/<i>`.
         scalars: extra derived scalar fields from a result (e.g. the NTK's trace).
         unavailable: entry point -> why this entry cannot serve it (declared, tested).
         from_state: trainer-side options a scheduled model-scope entry takes from the
             state: (state, member) -> options, or None when it cannot be measured yet.
+        state_options: the option names `from_state` supplies (not required in observe:).
         options: the validated options model (built from the signature).
         example: run-spec fields of a run it applies to (contract suite).
     """
@@ -130,10 +132,12 @@ class Entry:
     fields: str
     cost: str
     call: Callable | None = None
+    headline: str | None = None
     vectors: tuple[str, ...] = ()
     scalars: Callable[[Any], dict[str, float]] | None = None
     unavailable: Mapping[str, str] = field(default_factory=dict)
     from_state: Callable | None = None
+    state_options: tuple[str, ...] = ()
     options: type[BaseModel] = BaseModel
     example: Mapping[str, Any] = field(default_factory=dict)
 
@@ -178,24 +182,24 @@ _LANCZOS = {"k": {"ge": 1}, "rel_tol": {"gt": 0}, "max_iter": {"ge": 1}}
 REGISTRY: dict[str, Entry] = {e.name: e for e in (
     # model scope: pure instruments
     _entry("sharpness", "model", sharpness, Sharpness, "eigenvalues/<i>, residual_bounds/<i>, error_bounds/<i>, "
-           "hvp_count, converged, loss", "one Lanczos run, ~10-30 HVPs", call=_plain,
+           "hvp_count, converged, loss", "one Lanczos run, ~10-30 HVPs", headline="eigenvalues/0", call=_plain,
            vectors=("eigenvalues", "residual_bounds", "error_bounds"), bounds=_LANCZOS),
     _entry("preconditioned_sharpness", "model", preconditioned_sharpness, PreconditionedSharpness,
            "eigenvalues/<i>, residual_bounds/<i>, error_bounds/<i>, hvp_count, converged",
-           "one Lanczos run on P^-1/2 H P^-1/2", call=_plain,
+           "one Lanczos run on P^-1/2 H P^-1/2", headline="eigenvalues/0", call=_plain,
            vectors=("eigenvalues", "residual_bounds", "error_bounds"), bounds=_LANCZOS,
-           from_state=_adam_preconditioner, example={"optimizer": {"name": "adam", "lr": 0.001}}),
+           from_state=_adam_preconditioner, state_options=("preconditioner",), example={"optimizer": {"name": "adam", "lr": 0.001}}),
     _entry("hessian_trace", "model", hessian_trace, HessianTrace, "estimate, standard_error, num_probes, converged",
-           "num_probes HVPs", call=_plain,
+           "num_probes HVPs", headline="estimate", call=_plain,
            bounds={"num_probes": {"ge": 1}, "min_probes": {"ge": 1}, "probe_batch": {"ge": 1}}),
     _entry("hessian_spectral_density", "model", hessian_spectral_density, SpectralDensity, "sigma, hvp_count",
            "num_probes x lanczos_steps HVPs", call=_plain,
            bounds={"num_probes": {"ge": 1}, "lanczos_steps": {"ge": 2}, "grid_size": {"ge": 2}}),
     _entry("effective_dimensionality", "model", effective_dimensionality, EffectiveDimensionality,
-           "n_eff, z, eigenvalues/<i>, n_negative, converged", "one Lanczos run for the top k", call=_plain,
+           "n_eff, z, eigenvalues/<i>, n_negative, converged", "one Lanczos run for the top k", headline="n_eff", call=_plain,
            vectors=("eigenvalues",), bounds={**_LANCZOS, "z": {"gt": 0}}),
     _entry("ntk_gram", "model", ntk_gram, NTKGram, "trace, frobenius (the Gram itself in measure's JSON)",
-           "N x C per-sample gradients", call=_inputs_only, scalars=_ntk_scalars,
+           "N x C per-sample gradients", headline="trace", call=_inputs_only, scalars=_ntk_scalars,
            bounds={"chunk_size": {"ge": 1}, "cache_floats": {"ge": 1}}),
     _entry("weight_spectrum", "model", weight_spectrum, WeightSpectrum,
            "layers/<param>/{alpha, alpha_standard_error, xmin, ks_distance, n_tail, fitted}",
@@ -203,19 +207,19 @@ REGISTRY: dict[str, Entry] = {e.name: e for e in (
            bounds={"min_eigenvalues": {"ge": 2}, "min_tail": {"ge": 2}}),
     _entry("gradient_noise_scale", "model", gradient_noise_scale, GradientNoiseScale,
            "b_simple, grad_norm_sq, trace_sigma, grad_norm_sq_se, trace_sigma_se, num_pairs, small_batch, big_batch",
-           "2 x num_pairs gradients", call=_plain,
+           "2 x num_pairs gradients", headline="b_simple", call=_plain,
            bounds={"small_batch": {"ge": 1}, "big_batch": {"ge": 2}, "num_pairs": {"ge": 1}}),
     _entry("critical_batch_forecast", "model", critical_batch_forecast, CriticalBatchForecast,
            "b_simple, b_simple_se, b_crit, b_crit_lo, b_crit_hi, grad_norm_sq, trace_sigma, resolved",
-           "2 x num_pairs gradients", call=_plain,
+           "2 x num_pairs gradients", headline="b_crit", call=_plain,
            bounds={"small_batch": {"ge": 1}, "big_batch": {"ge": 2}, "num_pairs": {"ge": 2}}),
     _entry("local_learning_coefficient", "model", local_learning_coefficient, LocalLearningCoefficient,
            "estimate, standard_error, init_loss, n, beta, epsilon, gamma, num_steps, num_burnin, batch_size",
-           "num_chains x num_steps gradients", call=_plain,
+           "num_chains x num_steps gradients", headline="estimate", call=_plain,
            bounds={"epsilon": {"gt": 0}, "gamma": {"ge": 0}, "num_chains": {"ge": 1}, "num_steps": {"ge": 1},
                    "num_burnin": {"ge": 0}, "batch_size": {"ge": 1}}),
     _entry("loss_barrier", "model", loss_barrier, LossBarrier, "barrier, barrier_alpha, barrier_mean_endpoints",
-           "num_points forward passes", call=_from_own_parameters, optional=("theta0",),
+           "num_points forward passes", headline="barrier", call=_from_own_parameters, optional=("theta0",),
            bounds={"num_points": {"ge": 2}},
            unavailable={"observe": "needs a second set of parameters (theta1), which a run spec cannot give"}),
     # trainer scope

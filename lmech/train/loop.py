@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from lmech.errors import InputError
+from lmech.instruments._state import training_flags
 from lmech.models.family import build_model
 from lmech.models.family import lr_multipliers as family_lr_multipliers
 from lmech.models.mlp import MemberModule, ModelPlan, forward, init_params, plan_model
@@ -76,13 +77,8 @@ class TrainState:
         with torch.no_grad():
             if self.stacked is None:
                 return forward(self.plan, self.params, x, self.output_multiplier)
-            flags = [(m, m.training) for m in self.stacked.base.modules()]
-            self.stacked.base.eval()
-            try:
+            with training_flags(self.stacked.base, False):
                 return self.stacked.forward(self.params, x, per_member_data=self.per_member_data)
-            finally:
-                for m, training in flags:
-                    m.training = training
 
 
 def member_module(state: TrainState, k: int) -> torch.nn.Module:
@@ -90,10 +86,10 @@ def member_module(state: TrainState, k: int) -> torch.nn.Module:
     if state.stacked is None:
         return MemberModule(state.plan, state.params, k, float(state.output_multiplier[k]))
     module = copy.deepcopy(state.template)
+    targets = {**dict(module.named_parameters()), **dict(module.named_buffers())}
     with torch.no_grad():
         for name, value in {**state.params, **state.stacked.buffers}.items():
-            target = module.get_parameter(name) if name in dict(module.named_parameters()) else module.get_buffer(name)
-            target.copy_(value[k])
+            targets[name].copy_(value[k])
     return module
 
 

@@ -1,6 +1,5 @@
 """Per-member losses of stacked outputs: (K, N, ...) -> (K,), under the names of lmech.instruments.losses."""
 
-import torch
 from torch import Tensor
 
 from lmech.instruments.losses import IGNORE_INDEX, named_loss

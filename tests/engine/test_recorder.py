@@ -108,3 +108,9 @@ def test_bad_observe_fails_at_construction(tmp_path):
         Recorder(tmp_path, ce, batch, observe={"sharpnes": {"every": 1}}, total_steps=3)
     with pytest.raises(InputError, match="unknown option"):
         Recorder(tmp_path, ce, batch, observe={"sharpness": {"every": 1, "kk": 2}}, total_steps=3)
+    for schedule in ({"every": 0}, {"every": True}, {"every": "often"}, {"count": 0}, {"count": 2.5}):
+        with pytest.raises(InputError, match=r"sharpness\.(every|count)"):
+            Recorder(tmp_path, ce, batch, observe={"sharpness": schedule}, total_steps=3)
+    with pytest.raises(InputError, match="run id"):
+        Recorder(tmp_path, ce, batch, total_steps=3, run_id="../outside")
+    assert list(tmp_path.iterdir()) == []  # nothing written by refused recorders
