@@ -5,7 +5,7 @@ Parameters live in a dict of tensors with a leading ensemble axis K:
 The forward pass is batched matmul, so K tiny models cost about one kernel
 launch per layer. A deep linear network is this MLP with the identity
 activation and no biases. This module ignores optimizers, data and gradients (the
-trainer's hand-derived backward for shared inputs is `mlp_backward.py`).
+trainer's hand-derived backward for shared inputs is `lmech.train.mlp_backward`).
 """
 
 from dataclasses import dataclass

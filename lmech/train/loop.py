@@ -18,7 +18,7 @@ from lmech.instruments._state import training_flags
 from lmech.models.family import build_model
 from lmech.models.family import lr_multipliers as family_lr_multipliers
 from lmech.models.mlp import MemberModule, ModelPlan, forward, init_params, plan_model
-from lmech.models.mlp_backward import losses_and_grads_shared, supports_manual_backward
+from lmech.train.mlp_backward import losses_and_grads_shared, supports_manual_backward
 from lmech.seeding import child_seed, generator
 from lmech.spec import RunSpec, group_key
 from lmech.tasks import Task, make_task
@@ -231,7 +231,7 @@ def losses_and_grads(state: TrainState, x: Tensor, y: Tensor, chunks: list[slice
 
     x is shared (N, D) or per member (K, N, D); y is per member exactly when x is.
     Shared x with a relu or linear MLP and half_sse or cross_entropy: the hand-derived backward
-    (lmech.models.mlp_backward.losses_and_grads_shared), its chunks split over `workers` threads, its
+    (lmech.train.mlp_backward.losses_and_grads_shared), its chunks split over `workers` threads, its
     buffers (and so the gradients) reused through `workspace`; otherwise autograd.
     """
     names = list(state.params)
@@ -279,7 +279,7 @@ def train_ensemble(
     threshold) be page-faulted in on every step, making the ensemble slower than a loop
     (MEASURED.md); chunks keep the step compute-bound. Results do not depend on chunking.
     Shared inputs with a relu or linear MLP take the hand-derived step
-    (lmech.models.mlp_backward.losses_and_grads_shared) with chunks under manual_chunk_bytes, spread
+    (lmech.train.mlp_backward.losses_and_grads_shared) with chunks under manual_chunk_bytes, spread
     over torch.get_num_threads() worker threads (one op thread each) when the step is large.
     """
     start = time.perf_counter()

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from lmech.models import ModelSpec, forward, init_params, plan_model
-from lmech.models.mlp_backward import losses_and_grads_shared, supports_manual_backward
+from lmech.train.mlp_backward import losses_and_grads_shared, supports_manual_backward
 from lmech.train.losses import per_member_loss
 
 
