@@ -15,7 +15,7 @@ import torch
 from threadpoolctl import ThreadpoolController
 from torch import Tensor
 
-__all__ = ["LanczosResult", "lanczos", "tridiagonal_eigh", "ritz_error_bounds", "top_eigenpairs"]
+__all__ = ["LanczosResult", "lanczos", "tridiagonal_eigh", "ritz_error_bounds", "top_eigenpairs", "rounding_floor"]
 
 
 @dataclass(frozen=True)
@@ -72,6 +72,15 @@ def tridiagonal_eigh(alpha: np.ndarray, beta_inner: np.ndarray) -> tuple[np.ndar
         if len(alpha) == 1:
             return alpha.copy(), np.ones((1, 1))
         return scipy.linalg.eigh_tridiagonal(alpha, beta_inner)
+
+
+def rounding_floor(values: np.ndarray, dtype: torch.dtype, size: int) -> np.ndarray:
+    """The accuracy the arithmetic allows for eigenvalues `values` of an operator on `size`
+    coordinates computed in `dtype`: eps(dtype) * sqrt(size) * |value|, the probabilistic
+    rounding error of a length-`size` inner product (Higham, Accuracy and Stability of
+    Numerical Algorithms, 2nd ed., Sec. 3.1 and Thm. 3.4's sqrt(n) rule of thumb). Reported
+    bounds are raised to it, so a float32 (or bfloat16-copied) run never claims float64 accuracy."""
+    return np.finfo(np.dtype(str(dtype).removeprefix("torch."))).eps * np.sqrt(size) * np.abs(values)
 
 
 def ritz_error_bounds(theta: np.ndarray, res: np.ndarray) -> np.ndarray:

@@ -8,6 +8,7 @@ optional (1 - beta1^t) factor, and non-diagonal preconditioners.
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from jaxtyping import Float
 from torch import Tensor
@@ -15,7 +16,7 @@ from torch import Tensor
 from lmech.instruments._call import Batch
 from lmech.instruments._hvp import ParamLayout, flatten_params, make_hvp, param_layout
 from lmech.instruments._json import JsonResult
-from lmech.instruments._lanczos import top_eigenpairs
+from lmech.instruments._lanczos import rounding_floor, top_eigenpairs
 from lmech.seeding import generator
 from lmech.instruments._state import measures_model
 
@@ -130,6 +131,7 @@ def preconditioned_sharpness(model: torch.nn.Module, loss_fn: Callable[[Tensor, 
     v0 = torch.randn(op.layout.size, generator=generator(seed, "preconditioned-sharpness-start"),
                      dtype=torch.float64).to(op.theta.dtype)
     run, top = top_eigenpairs(matvec, v0, k, rel_tol, max_iter)
+    floor = rounding_floor(run.ritz_values[top], op.theta.dtype, op.layout.size)
     return PreconditionedSharpness(torch.as_tensor(run.ritz_values[top].copy()),
-                                   torch.as_tensor(run.residuals[top].copy()),
-                                   torch.as_tensor(run.error_bounds[top].copy()), run.steps, run.converged)
+                                   torch.as_tensor(np.maximum(run.residuals[top], floor)),
+                                   torch.as_tensor(np.maximum(run.error_bounds[top], floor)), run.steps, run.converged)

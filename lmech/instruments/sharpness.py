@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
+import numpy as np
 import torch
 from jaxtyping import Float
 from torch import Tensor
@@ -16,7 +17,7 @@ from torch import Tensor
 from lmech.instruments._call import Batch
 from lmech.instruments._hvp import HVP, make_hvp
 from lmech.instruments._json import JsonResult
-from lmech.instruments._lanczos import top_eigenpairs
+from lmech.instruments._lanczos import rounding_floor, top_eigenpairs
 from lmech.seeding import generator
 from lmech.instruments._state import measures_model
 
@@ -36,7 +37,8 @@ class Sharpness(JsonResult):
         error_bounds: (k,) float64, min(residual, residual^2 / gap), the
             Kato-Temple estimate of |lambda - theta| with the gap estimated
             from the neighbouring Ritz pairs (see `_lanczos.ritz_error_bounds`);
-            never larger than residual_bounds.
+            never larger than residual_bounds. Both are at least the rounding
+            floor of the arithmetic (`_lanczos.rounding_floor`: eps * sqrt(P) * |value|).
         hvp_count: Hessian-vector products used (= Lanczos steps).
         converged: every top-k value met error_bound <= rel_tol * |value|.
         loss: the batch loss at the parameters (float).
@@ -119,10 +121,11 @@ def sharpness(model: torch.nn.Module, loss_fn: Callable[[Tensor, Tensor], Tensor
         raise ValueError(f"start must be 'pullback' or 'gaussian', got {start!r}")
     v0 = start_vector(op, seed, pullback=start == "pullback")
     run, top = top_eigenpairs(op.matvec, v0, k, rel_tol, max_iter)
+    floor = rounding_floor(run.ritz_values[top], op.theta.dtype, op.layout.size)
     return Sharpness(
         eigenvalues=torch.as_tensor(run.ritz_values[top].copy()),
-        residual_bounds=torch.as_tensor(run.residuals[top].copy()),
-        error_bounds=torch.as_tensor(run.error_bounds[top].copy()),
+        residual_bounds=torch.as_tensor(np.maximum(run.residuals[top], floor)),
+        error_bounds=torch.as_tensor(np.maximum(run.error_bounds[top], floor)),
         hvp_count=run.steps,
         converged=run.converged,
         loss=op.loss,

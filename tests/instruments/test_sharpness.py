@@ -252,3 +252,18 @@ def test_pullback_start_vector_is_the_documented_mix(seed):
     r = sharpness(model, ce, batch, k=1, rel_tol=1e-10, seed=seed, start="gaussian")
     ref = torch.linalg.eigvalsh(explicit_hessian(model, ce, batch))[-1]
     assert abs(r.eigenvalues[0].item() - ref.item()) < 1e-8 * abs(ref.item())
+
+
+def test_bounds_never_claim_more_than_the_arithmetic():
+    """Reported bounds are at least eps(dtype) * sqrt(P) * |value|: float32 runs claim float32 accuracy."""
+    from tests.instruments._reference import ce, small_mlp
+
+    model, batch = small_mlp(seed=0)
+    size = sum(p.numel() for p in model.parameters())
+    r64 = sharpness(model, ce, batch, rel_tol=1e-12, max_iter=60)
+    single = model.float()
+    r32 = sharpness(single, ce, (batch[0].float(), batch[1]), rel_tol=1e-12, max_iter=60)
+    floor32 = torch.finfo(torch.float32).eps * size**0.5 * abs(float(r32.eigenvalues[0]))
+    assert float(r32.error_bounds[0]) >= floor32 and float(r32.residual_bounds[0]) >= floor32
+    # negative control: the float64 run's bound sits far below the float32 floor
+    assert float(r64.error_bounds[0]) < 1e-3 * floor32
