@@ -346,10 +346,10 @@ def doctor(runs: RunsDir = Path("lmech-runs"),
 
 @app.command()
 def report(
-    runs: RunsDir = Path("lmech-runs"),
     out: Annotated[Path, typer.Option("--out", help="report directory")] = Path("lmech-report"),
+    as_json: JsonFlag = False,
 ):
-    """Render the HTML report again from the last atlas verdicts saved in --out."""
+    """Render the HTML report again from the last atlas verdicts saved in --out (exit 1 if a verdict failed)."""
     from lmech.report import load_verdicts, print_scorecard, write_report
 
     with _user_errors():
@@ -357,8 +357,13 @@ def report(
             raise InputError(f"no verdicts in {out}: run `lmech atlas` first")
         verdicts = load_verdicts(out)
         page = write_report(verdicts, out)
-    print_scorecard(verdicts, stdout)
-    stdout.print(f"report: {page}")
+    if as_json:
+        _emit_json({"passed": all(v.passed for v in verdicts), "report": str(page),
+                    "verdicts": [v.to_json() for v in verdicts]})
+    else:
+        print_scorecard(verdicts, stdout)
+        stdout.print(f"report: {page}")
+    raise typer.Exit(0 if all(v.passed for v in verdicts) else 1)
 
 
 @fit_app.command("scaling")

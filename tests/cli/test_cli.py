@@ -82,6 +82,27 @@ def test_run_phenomenon_json_and_report(tmp_path):
     assert "data:image/png;base64," in page and "Saxe" in page
     again = _invoke("report", "--out", str(tmp_path / "rep"))
     assert again.exit_code == 0 and "deep-linear-dynamics" in again.stdout
+    rendered = _invoke("report", "--out", str(tmp_path / "rep"), "--json")
+    assert rendered.exit_code == 0 and json.loads(rendered.stdout)["verdicts"] == payload["verdicts"]
+    # a failed verdict in the saved report: exit 1, as the atlas itself would
+    saved = json.loads((tmp_path / "rep" / "verdicts.json").read_text())
+    _fail_all(saved)
+    (tmp_path / "rep" / "verdicts.json").write_text(json.dumps(saved))
+    failed = _invoke("report", "--out", str(tmp_path / "rep"), "--json")
+    assert failed.exit_code == 1 and json.loads(failed.stdout)["passed"] is False
+
+
+def _fail_all(tree):
+    """Set every `passed` flag in a saved verdicts file to False (whatever its nesting)."""
+    if isinstance(tree, dict):
+        for key, value in tree.items():
+            if key == "passed":
+                tree[key] = False
+            else:
+                _fail_all(value)
+    elif isinstance(tree, list):
+        for value in tree:
+            _fail_all(value)
 
 
 def test_real_entry_point_prints_no_traceback(tmp_path):
