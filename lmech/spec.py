@@ -62,6 +62,7 @@ class RunSpec(_Spec):
     steps: int = Field(200, ge=0)
     seed: int = Field(0, description="initialization and minibatch order")
     data_seed: int | None = Field(0, description="data draw; None: use the run seed")
+    device: Literal["cpu", "cuda", "auto"] = Field("cpu", description="where the ensemble trains; auto: cuda if available")
     loss: Literal["half_sse", "mse", "cross_entropy"] | None = Field(None, description="None: the task's own loss; half_sse = 0.5 * sum over outputs, mse = torch mse_loss (mean over elements)")
     observe: dict[str, ObserveSpec] = Field(default_factory=_default_observe)
 

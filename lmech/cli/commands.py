@@ -488,6 +488,7 @@ def measure_command(
     sets: Annotated[Optional[list[str]], typer.Option("--set", help="instrument option: name.key=value, e.g. sharpness.k=3")] = None,
     seed: Annotated[int, typer.Option("--seed", help="seed of every instrument that takes one")] = 0,
     mode: ModeOption = "eval",
+    device: Annotated[Optional[str], typer.Option("--device", help="cpu | cuda | cuda:N | auto (default: cpu)")] = None,
     as_json: JsonFlag = False,
 ):
     """Measure instruments (sharpness, hessian_trace, ntk_gram, ...) on your model and data (eval mode by default)."""
@@ -507,7 +508,7 @@ def measure_command(
         net, batch, loss_name = _user_model_and_data(model, task, data, weights, loss)
         with _spinner(f"measuring {', '.join(names)}", enabled=not as_json):
             result = _measured(lambda: measure(net, named_loss(loss_name), batch, names, seed=seed, mode=mode,
-                                               **options))
+                                               device=device, **options))
     if as_json:
         _emit_json({"loss": loss_name, "mode": mode, "results": result.to_json()})
         return

@@ -48,7 +48,7 @@ def _summary(result, group_size: int) -> dict:
         "final": {name: value for name, (_, value) in sorted(last.items())},
         "versions": {"lmech": lmech.__version__, "torch": torch.__version__,
                      "python": platform.python_version()},
-        "device": "cpu",
+        "device": str(result.device),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
 

@@ -13,6 +13,8 @@ model wears. Around the instrument's body it
 - measures float16/bfloat16 models on a float32 copy (inputs cast likewise),
   so results and error bounds carry float32 arithmetic;
 - refuses models on the meta device (no values to measure);
+- with `device=` ("cpu", "cuda", "cuda:N" or "auto"), measures a copy of the model
+  and its batch on that device (default None: where the model already is);
 - turns "derivative ... not implemented" (an op without a double backward) and
   vmap's BatchNorm error into one-line InputErrors that say what to do.
 
@@ -36,7 +38,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from lmech.errors import InputError
 from lmech.instruments._call import map_inputs
 
-__all__ = ["Mode", "measures_model", "LOW_PRECISION", "training_flags"]
+__all__ = ["Mode", "measures_model", "LOW_PRECISION", "training_flags", "resolve_device"]
 
 Mode = Literal["eval", "train"]
 LOW_PRECISION = (torch.float16, torch.bfloat16)
@@ -58,6 +60,31 @@ def _check_device(model: torch.nn.Module) -> None:
     if meta:
         raise InputError(f"the model is on the meta device ({meta[0]} has no values): "
                          "materialize it (e.g. model.to_empty(device='cpu') and load weights) first")
+
+
+def resolve_device(device: str) -> torch.device:
+    """"auto" -> cuda when available, else cpu; "cuda" without CUDA is one line.
+
+    Raises:
+        InputError: an unknown device, or CUDA asked for where torch has none.
+    """
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError:
+        raise InputError(f"unknown device '{device}'; use cpu, cuda, cuda:N or auto") from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"device '{device}' asked for, but torch sees no CUDA device here; use cpu or auto")
+    if resolved.type not in ("cpu", "cuda"):
+        raise InputError(f"device '{device}' is not supported; use cpu, cuda, cuda:N or auto")
+    return resolved
+
+
+def _to_device(value, device: torch.device):
+    if not isinstance(value, (torch.Tensor, tuple, list, dict)):
+        return value
+    return map_inputs(value, lambda t: t.to(device))
 
 
 def _translate(error: RuntimeError) -> InputError | None:
@@ -92,7 +119,7 @@ def measures_model(function: Callable) -> Callable:
     seed_default = signature.parameters["seed"].default if "seed" in signature.parameters else 0
 
     @functools.wraps(function)
-    def instrument(*args, mode: Mode = "eval", **kwargs):
+    def instrument(*args, mode: Mode = "eval", device: str | None = None, **kwargs):
         if _INSIDE.get():  # called by another instrument, which already set the state up
             return function(*args, **kwargs)
         if mode not in ("eval", "train"):
@@ -102,6 +129,13 @@ def measures_model(function: Callable) -> Callable:
         if not isinstance(model, torch.nn.Module):
             raise InputError(f"{function.__name__} needs a torch.nn.Module, got {type(model).__name__}")
         _check_device(model)
+        if device is not None:
+            target = resolve_device(device)
+            here = next(iter([*model.parameters(), *model.buffers()]), torch.empty(0)).device
+            if here != target:
+                model = copy.deepcopy(model).to(target)
+                bound.arguments = {name: _to_device(v, target) for name, v in bound.arguments.items()}
+                bound.arguments[next(iter(signature.parameters))] = model
         if _low_precision(model):
             model = copy.deepcopy(model).float()
             bound.arguments = {name: _to_float32(v) for name, v in bound.arguments.items()}
@@ -123,6 +157,7 @@ def measures_model(function: Callable) -> Callable:
             _INSIDE.reset(token)
 
     parameters = list(signature.parameters.values())
-    mode_parameter = inspect.Parameter("mode", inspect.Parameter.KEYWORD_ONLY, default="eval", annotation=Mode)
-    instrument.__signature__ = signature.replace(parameters=[*parameters, mode_parameter])
+    added = [inspect.Parameter("mode", inspect.Parameter.KEYWORD_ONLY, default="eval", annotation=Mode),
+             inspect.Parameter("device", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=str | None)]
+    instrument.__signature__ = signature.replace(parameters=[*parameters, *added])
     return instrument

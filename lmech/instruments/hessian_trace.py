@@ -54,9 +54,9 @@ def hessian_trace(model: torch.nn.Module, loss_fn: Callable[[Tensor, Tensor], Te
             standard_error <= rel_se_tol * |estimate| (checked after each probe batch).
         min_probes: probes before the rule is consulted (the sample std of very
             few probes is itself too noisy to stop on).
-        probe_batch: probes per vmapped HVP call (memory grows with it). Default 1: on
-            the 564k-parameter reference MLP (CPU, 1 thread) one probe at a time took
-            0.12 s a probe and vmapped batches of 4 took 0.16 s.
+        probe_batch: probes per vmapped HVP call (memory grows with it). Default 1:
+            on one CPU thread, vmapped batches measured slower per probe than one probe
+            at a time (bench/NOTES.md, `hessian_trace.hessian_trace`).
         seed: seeds the probes; probe i is the same for any probe_batch.
 
     Algorithm:
@@ -83,7 +83,7 @@ def hessian_trace(model: torch.nn.Module, loss_fn: Callable[[Tensor, Tensor], Te
     converged = rel_se_tol is None
     while len(samples) < num_probes:
         b = min(probe_batch, num_probes - len(samples))
-        v = (torch.randint(0, 2, (b, op.layout.size), generator=g) * 2 - 1).to(op.theta.dtype)
+        v = (torch.randint(0, 2, (b, op.layout.size), generator=g) * 2 - 1).to(op.theta)
         hv = op.matvec(v) if b > 1 else op.matvec(v[0])[None]
         samples.extend(torch.einsum("bp,bp->b", v.double(), hv.double()).tolist())
         if rel_se_tol is not None and len(samples) >= max(min_probes, 2):

@@ -137,7 +137,7 @@ def local_learning_coefficient(model: torch.nn.Module, loss_fn: Callable[[Tensor
             grads, losses = step_fn(w, take(inputs, idx), take(targets, idx))
         traces[:, t] = losses.detach().double()
         noise = torch.stack([torch.randn(w.shape[1], generator=gc, dtype=torch.float64) for gc in gens])
-        w = w + 0.5 * epsilon * (gamma * (w_star - w) - nb * grads) + math.sqrt(epsilon) * noise.to(w.dtype)
+        w = w + 0.5 * epsilon * (gamma * (w_star - w) - nb * grads) + math.sqrt(epsilon) * noise.to(w)
     chain_est = nb * (traces[:, num_burnin:].mean(dim=1) - init_loss)
     se = float(chain_est.std() / num_chains**0.5) if num_chains > 1 else float("nan")
     return LocalLearningCoefficient(float(chain_est.mean()), se, chain_est, traces, init_loss, n, beta,

@@ -129,7 +129,7 @@ def preconditioned_sharpness(model: torch.nn.Module, loss_fn: Callable[[Tensor, 
         return inv_sqrt * op.matvec(inv_sqrt * v)
 
     v0 = torch.randn(op.layout.size, generator=generator(seed, "preconditioned-sharpness-start"),
-                     dtype=torch.float64).to(op.theta.dtype)
+                     dtype=torch.float64).to(op.theta)
     run, top = top_eigenpairs(matvec, v0, k, rel_tol, max_iter)
     floor = rounding_floor(run.ritz_values[top], op.theta.dtype, op.layout.size)
     return PreconditionedSharpness(torch.as_tensor(run.ritz_values[top].copy()),

@@ -83,8 +83,9 @@ def sharpness(model: torch.nn.Module, loss_fn: Callable[[Tensor, Tensor], Tensor
         Lanczos with full reorthogonalization on the double-backward HVP whose
         first-order graph is built once (`_hvp.make_hvp`), started from
         `start_vector`. Cost: one gradient (the graph build; no other
-        gradient), one output pullback (~0.3 HVP, start="pullback" only), plus
-        `hvp_count` HVPs (~1.9 gradients each) and O(m^2 P) for
+        gradient), one output pullback (a backward pass through the forward
+        graph, cheaper than an HVP; start="pullback" only), plus `hvp_count`
+        HVPs (about two gradients each) and O(m^2 P) for
         reorthogonalization. The residual
         r = |beta_m s[-1]| bounds the distance to the nearest eigenvalue; the
         eigenvalue error is quadratic in it, |lambda - theta| <= r^2 / gap
@@ -151,28 +152,21 @@ def start_vector(op: HVP, seed: int, *, pullback: bool = True) -> Tensor:
         J^T (d^2 loss / d out^2) J of the Hessian lives. The top Hessian
         eigenvectors of classifiers lie almost entirely in that space (outliers
         from the Gauss-Newton term; Sagun et al. 2017, Papyan 2019 Sec. 3,
-        Gur-Ari et al. 2018), so J^T u carries ~10-100x more of the top
-        eigenvector than an isotropic vector (|cos| 0.04-0.25 vs 1/sqrt(P) =
-        0.0013 on the 564k-parameter reference MLP) and suppresses the
-        near-zero bulk. Cost: one backward pass through the forward graph
-        (~0.3 HVP). The isotropic part z carries half the energy, so an
+        Gur-Ari et al. 2018), so J^T u carries more of the top eigenvector
+        than an isotropic vector, whose overlap is 1/sqrt(P), and suppresses
+        the near-zero bulk. Cost: one backward pass through the forward graph
+        (no second-order terms). The isotropic part z carries half the energy, so an
         eigenvector orthogonal to the Jacobian's row space (curvature from the
         loss-residual term only, or a gradient orthogonal to it) is still
         found as with a Gaussian start: its start component is only 1/sqrt(2)
         smaller. Lanczos' convergence bound (Saad, Numerical Methods for Large
         Eigenvalue Problems, Thm 6.4: error <= (lambda_1 - lambda_n) tan^2
         angle(v0, u_1) / T_{m-1}(1 + 2 gamma)^2) gains through the angle only;
-        the near-top cluster (eigengap ~10% at init) is not suppressed, so the
-        saving is about one step: measured on the reference MLP (bench/
-        sharpness.py) at init, 16.4 vs 17.3 HVPs at rel_tol 1e-4 (12 seeds)
-        and 20.7 vs 22.6 at 1e-6 (10 seeds); after 200 SGD steps 6.9 vs 7.5
-        and 8.7 vs 9.1 (seed-to-seed spread +-2 at init). Weighting the
-        pullback 3x more gave the same counts, so the isotropic half costs
-        nothing measurable. The gradient itself (J^T of the residual) was
-        tried and is worse than isotropic at init (19 vs 17 steps): its mass
-        sits on the 2nd-6th eigenvectors (|cos| 0.07-0.13 vs 0.012 on the top).
-        Only where the start comes from; the stopping rule and its bound are
-        unchanged.
+        the near-top cluster is not suppressed (gamma is unchanged), so the
+        saving in Lanczos steps is small. Measured HVP counts against the
+        Gaussian start, the pullback weighting and the rejected gradient
+        start: bench/NOTES.md, `sharpness.start_vector`. Only where the start
+        comes from changes; the stopping rule and its bound are unchanged.
 
     Source:
         Gauss-Newton / outlier structure: Sagun et al. (2017) "Empirical
@@ -182,11 +176,11 @@ def start_vector(op: HVP, seed: int, *, pullback: bool = True) -> Tensor:
         Dyer (2018) "Gradient descent happens in a tiny subspace".
     """
     z = torch.randn(op.layout.size, generator=generator(seed, "sharpness-start"), dtype=torch.float64)
-    z = z.to(op.theta.dtype)
+    z = z.to(op.theta)  # the parameters' dtype and device
     if not pullback or op.pullback is None:
         return z
     u = torch.randn(op.output_shape, generator=generator(seed, "sharpness-start-outputs"), dtype=torch.float64)
-    ju = op.pullback(u.to(op.theta.dtype)).to(op.theta.dtype)
+    ju = op.pullback(u.to(op.theta)).to(op.theta)
     norm = torch.linalg.vector_norm(ju)
     if not (torch.isfinite(norm) and norm > 0):
         return z

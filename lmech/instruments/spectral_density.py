@@ -105,7 +105,7 @@ def hessian_spectral_density(model: torch.nn.Module, loss_fn: Callable[[Tensor, 
     weights = np.zeros((num_probes, m))
     hvps = 0
     for i in range(num_probes):
-        v0 = torch.randn(op.layout.size, generator=g, dtype=torch.float64).to(op.theta.dtype)
+        v0 = torch.randn(op.layout.size, generator=g, dtype=torch.float64).to(op.theta)
         run = lanczos(op.matvec, v0, m)
         hvps += run.steps
         nodes[i, : run.steps] = run.ritz_values

@@ -84,7 +84,8 @@ def check_request(names: list[str] | tuple[str, ...] | str, options: Mapping[str
 
 
 def measure(model: torch.nn.Module, loss_fn: LossFn, batch: tuple, observables: list[str] | tuple[str, ...] | str,
-            *, seed: int | None = None, mode: str = "eval", **options: Mapping[str, Any]) -> Measurement:
+            *, seed: int | None = None, mode: str = "eval", device: str | None = None,
+            **options: Mapping[str, Any]) -> Measurement:
     """Measure the named instruments on (model, loss_fn, batch).
 
     Args:
@@ -97,6 +98,8 @@ def measure(model: torch.nn.Module, loss_fn: LossFn, batch: tuple, observables: 
         observables: registry names of model scope (a list, or one comma-separated string).
         seed: if given, passed as `seed=` to every instrument that takes one, unless its options set it.
         mode: "eval" (default) or "train" (dropout on, seeded by the instrument's seed).
+        device: None (default: where the model is), "cpu", "cuda", "cuda:N" or "auto": measure
+            a copy of the model and batch there.
         **options: per instrument, a dict of its options, e.g. `sharpness={"k": 3}`.
 
     Returns:
@@ -117,5 +120,7 @@ def measure(model: torch.nn.Module, loss_fn: LossFn, batch: tuple, observables: 
         if seed is not None and "seed" in entry.options.model_fields:
             chosen.setdefault("seed", seed)
         chosen.setdefault("mode", mode)
+        if device is not None:
+            chosen.setdefault("device", device)
         results[name] = entry.call(entry.function, model, loss_fn, batch, chosen)
     return Measurement(results)

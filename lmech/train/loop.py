@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from lmech.errors import InputError
-from lmech.instruments._state import training_flags
+from lmech.instruments._state import resolve_device, training_flags
 from lmech.models.family import build_model
 from lmech.models.family import lr_multipliers as family_lr_multipliers
 from lmech.models.mlp import MemberModule, ModelPlan, forward, init_params, plan_model
@@ -102,6 +102,7 @@ class MemberResult:
     diverged_step: int | None = None
     final_params: dict[str, Tensor] = field(default_factory=dict)
     seconds: float = 0.0
+    device: str = "cpu"
 
 
 Observer = Callable[[TrainState], dict[str, Tensor]]
@@ -127,30 +128,30 @@ def build_ensemble(specs: list[RunSpec]) -> TrainState:
     task = tasks[0]
     loss = first.loss or task.loss
     family = "sgd" if first.optimizer.name == "sgd" else "adam"
+    device = resolve_device(first.device)
     stacked = template = None
     if first.model.kind in _MLP_KINDS:
         plan = plan_model(first.model, task.input_dim, task.output_dim, family)
         params = init_params(plan, [s.seed for s in specs], [s.model.init_scale for s in specs],
-                             first.model.zero_init_readout)
-        for p in params.values():
-            p.requires_grad_(True)
+                             first.model.zero_init_readout)  # drawn on the CPU: the same numbers on any device
+        params = {n: p.to(device).requires_grad_(True) for n, p in params.items()}
         multipliers = plan.lr_multipliers()
     else:  # any nn.Module: members built one by one from their own seeds, stacked for torch.func
         plan = None
         shape, vocab = tuple(task.x_train.shape[1:]), getattr(task, "vocab_size", None)
-        modules = [build_model(s.model, shape, task.output_dim, vocab, s.seed) for s in specs]
+        modules = [build_model(s.model, shape, task.output_dim, vocab, s.seed).to(device) for s in specs]
         _check_outputs(modules[0], task, loss)
         stacked = stack_members(modules)
         params = stacked.params
         multipliers = family_lr_multipliers(first.model, modules[0], family)
         template = modules[0]
-    as_tensor = lambda values: torch.tensor(values, dtype=torch.float32)  # noqa: E731
+    as_tensor = lambda values: torch.tensor(values, dtype=torch.float32, device=device)  # noqa: E731
     hyper = MemberHyper(
         lr=as_tensor([s.optimizer.lr for s in specs]),
         weight_decay=as_tensor([s.optimizer.weight_decay for s in specs]),
         momentum=as_tensor([s.optimizer.momentum for s in specs]),
     )
-    x_train, y_train, x_test, y_test = _stack_data(tasks, shared)
+    x_train, y_train, x_test, y_test = (t.to(device) for t in _stack_data(tasks, shared))
     if loss == "cross_entropy" and y_train.is_floating_point():
         raise ValueError("cross_entropy needs integer class labels; this task gives real targets")
     return TrainState(
@@ -169,7 +170,8 @@ def _check_outputs(module: torch.nn.Module, task: Task, loss: str) -> None:
     (or that cannot run on its inputs) gets one line naming both shapes."""
     from lmech.instruments.losses import named_loss
 
-    x, y = task.x_train[:2], task.y_train[:2]
+    device = next(module.parameters(), torch.empty(0)).device
+    x, y = task.x_train[:2].to(device), task.y_train[:2].to(device)
     try:
         with torch.no_grad():
             out = module(x)
@@ -250,7 +252,7 @@ def losses_and_grads(state: TrainState, x: Tensor, y: Tensor, chunks: list[slice
         return losses, list(torch.autograd.grad(losses.sum(), [state.params[n] for n in names]))
     per_member = x.dim() == 3
     grads = [torch.empty_like(state.params[n]) for n in names]
-    losses = torch.empty(state.output_multiplier.shape[0])
+    losses = torch.empty(state.output_multiplier.shape[0], device=state.output_multiplier.device)
     for part in chunks:
         params = {n: state.params[n][part] for n in names}
         outputs = forward(state.plan, params, x[part] if per_member else x, state.output_multiplier[part])
@@ -276,8 +278,9 @@ def train_ensemble(
     Cost per step: one stacked forward and backward, about K times one model's FLOPs.
     Members are processed in chunks whose widest activation stays under chunk_bytes: K
     large activations at once would stream through memory and (above glibc's mmap
-    threshold) be page-faulted in on every step, making the ensemble slower than a loop
-    (MEASURED.md); chunks keep the step compute-bound. Results do not depend on chunking.
+    threshold) be page-faulted in on every step, which can make the ensemble slower than a
+    loop (bench/NOTES.md, `loop.train_ensemble`); chunks keep the step compute-bound. Results
+    do not depend on chunking.
     Shared inputs with a relu or linear MLP take the hand-derived step
     (lmech.train.mlp_backward.losses_and_grads_shared) with chunks under manual_chunk_bytes, spread
     over torch.get_num_threads() worker threads (one op thread each) when the step is large.
@@ -287,7 +290,7 @@ def train_ensemble(
     first = specs[0]
     opt = first.optimizer
     results = [MemberResult(spec=s) for s in specs]
-    alive = torch.ones(len(specs), dtype=torch.bool)
+    alive = torch.ones(len(specs), dtype=torch.bool, device=state.output_multiplier.device)
     observe_steps = observe_steps or set()
     n_train = state.x_train.shape[-2]
     full_batch = opt.batch_size is None or opt.batch_size >= n_train
@@ -321,7 +324,7 @@ def train_ensemble(
         if full_batch:
             x, y = state.x_train, state.y_train
         else:
-            index = next(batches)
+            index = next(batches).to(state.x_train.device)  # drawn on the CPU, as on any device
             x, y = _take(state.x_train, index, per_member), _take(state.y_train, index, per_member)
         member_batches = per_member or (not full_batch and index.dim() == 2)  # members draw their own minibatches
         losses, grads = losses_and_grads(state, x, y, chunks, workers, workspace, member_batches)
@@ -353,7 +356,8 @@ def train_ensemble(
             on_step(step)
     seconds = time.perf_counter() - start
     for k, result in enumerate(results):
-        result.final_params = {n: p[k].detach().clone() for n, p in state.params.items()}
+        result.final_params = {n: p[k].detach().cpu().clone() for n, p in state.params.items()}
+        result.device = str(state.x_train.device)
         result.seconds = seconds / len(specs)
     return results
 

@@ -23,9 +23,11 @@ __all__ = ["supports_manual_backward", "losses_and_grads_shared"]
 
 
 def supports_manual_backward(plan: ModelPlan, x: Tensor, loss: str) -> bool:
-    """Whether `losses_and_grads_shared` handles this case: float32 x shared by all members
-    (N, D), activation relu or linear, loss half_sse or cross_entropy."""
-    return (x.dim() == 2 and x.dtype == torch.float32 and plan.activation in ("relu", "linear")
+    """Whether `losses_and_grads_shared` handles this case: float32 x on the CPU (its worker
+    threads are CPU threads) shared by all members (N, D), activation relu or linear, loss
+    half_sse or cross_entropy."""
+    return (x.dim() == 2 and x.dtype == torch.float32 and x.device.type == "cpu"
+            and plan.activation in ("relu", "linear")
             and loss in ("half_sse", "cross_entropy"))
 
 

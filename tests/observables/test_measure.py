@@ -72,7 +72,7 @@ def test_input_errors_name_the_problem():
     model, batch = small_mlp(seed=3)
     with pytest.raises(InputError, match="unknown observable 'no_such_thing'; known: .*sharpness"):
         measure(model, ce, batch, ["sharpness", "no_such_thing"])
-    with pytest.raises(InputError, match="unknown option.*kk.*known: k"):
+    with pytest.raises(InputError, match="unknown option.*kk.*known: device, k, max_iter, mode"):
         measure(model, ce, batch, ["sharpness"], sharpness={"kk": 1})
     with pytest.raises(InputError, match="not requested"):
         measure(model, ce, batch, ["sharpness"], hessian_trace={"num_probes": 3})
