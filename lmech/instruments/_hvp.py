@@ -4,14 +4,12 @@ One job: turn (model, loss_fn, batch) into a function v -> H v on a flat vector 
 the model's trainable parameters, without touching the model. It ignores
 eigen-solvers, probes and statistics (see `_lanczos.py` and the instruments).
 
-Design (measured on the 564k-parameter MLP 64->512->512->512->10, full digits
-batch of 1,797, 2 CPU cores, torch 2.13 CPU):
-    one gradient ~55 ms; double backward through a gradient graph built ONCE
-    per call ~105 ms per HVP (1.9 gradients); torch.func jvp(grad) ~180 ms
-    (3.1 gradients). The double-backward form is used; the first-order graph
-    is built once in `make_hvp` and reused (retain_graph=True) by every HVP.
-    The same graph gives the output pullback u -> J^T u (a backward pass through
-    the forward graph only, ~40 ms, ~0.3 HVP), used for Krylov start vectors.
+Design: reverse-over-reverse (double backward) through a first-order graph
+built once in `make_hvp` and reused (retain_graph=True) by every HVP; it
+measured faster than forward-over-reverse (torch.func jvp of grad) on CPU
+(bench/NOTES.md, `_hvp.make_hvp`). The same graph gives the output pullback
+u -> J^T u (a backward pass through the forward graph only, no second-order
+terms), used for Krylov start vectors.
 """
 
 from collections.abc import Callable
@@ -135,8 +133,8 @@ def make_hvp(model: torch.nn.Module, loss_fn: LossFn, batch: Batch) -> HVP:
         Copy the parameters into fresh leaves, run one forward/backward with
         create_graph=True (cost ~1 gradient, memory ~ activations + a second
         graph), then each product is one backward through that graph
-        (autograd.grad(g, theta, v, retain_graph=True)), ~1.9 gradients on the
-        reference MLP. The graph lives as long as the returned closure.
+        (autograd.grad(g, theta, v, retain_graph=True)), about two gradients'
+        cost. The graph lives as long as the returned closure.
 
     Source:
         Pearlmutter (1994) "Fast exact multiplication by the Hessian"; the

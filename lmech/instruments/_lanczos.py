@@ -61,8 +61,8 @@ class LanczosResult:
 
 @cache
 def _blas_controller() -> ThreadpoolController:
-    # Library discovery is the slow part of threadpool_limits (~1 ms a call); done once,
-    # after scipy's BLAS is loaded (first call), then each limit() costs ~0.1 ms.
+    # Library discovery is the slow part of threadpool_limits; done once, after scipy's
+    # BLAS is loaded (first call), so each later limit() is cheap (bench/NOTES.md, `_lanczos._blas_controller`).
     return ThreadpoolController()
 
 
@@ -154,8 +154,8 @@ def lanczos(matvec: Callable[[Tensor], Tensor], v0: Tensor, max_iter: int,
         Daniel-Gragg-Kaufman-Stewart criterion; "twice is enough", Giraud et
         al. 2005), so no ghost eigenvalues appear. After the recurrence the
         basis components are O(eps ||A||), so the second pass is rare (near
-        invariance) and a step costs one pass, ~7 ms on a (16, 564k) float32
-        basis against ~135 ms for one HVP. Cost: m matvecs, O(m^2 P) flops
+        invariance) and a step costs one pass, O(j P) flops at step j, small
+        beside an HVP (timings: bench/NOTES.md, `_lanczos.lanczos`). Cost: m matvecs, O(m^2 P) flops
         and an (m, P) basis in memory. T is kept in float64 and diagonalized with
         LAPACK stemr (single BLAS thread, so it cannot fight torch's threads).
 

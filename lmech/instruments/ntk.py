@@ -225,9 +225,8 @@ def ntk_gram(model: torch.nn.Module, inputs1: Inputs,
             "auto" (default): structured when `structured_layers(model)` accepts the
             model and the inputs are (N, features), else jacobian.
         chunk_size: samples per vmapped Jacobian (jacobian method; memory chunk_size * C * P
-            floats). Larger chunks make the Gram contraction fewer, larger GEMMs: on a
-            26k-parameter MLP, 256 inputs, one chunk of 256 took 0.59 s and four of 64 took
-            0.75 s (bench/ntk.py); lower it for big models.
+            floats). Larger chunks make the Gram contraction fewer, larger GEMMs (timings:
+            bench/NOTES.md, `ntk.ntk_gram`); lower it for big models.
         cache_floats: jacobian method: when the second set's Jacobians (N2 * C * P
             floats) fit, they are computed once and kept (peak memory N2 * C * P
             floats); otherwise they are recomputed for every row chunk (peak

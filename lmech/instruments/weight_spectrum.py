@@ -71,7 +71,7 @@ def fit_power_law(x: np.ndarray, *, min_tail: int = 10) -> tuple[float, float, f
         samples < x_i} / n_j (that is (i - j) / n_j for distinct values). The xmin
         with the smallest D_j is kept (section 3.3), the smallest one on ties as in plfit.m.
         The D_j are vectorized over blocks of candidates. Cost: about E^2 / 2
-        exponentials (about 30 ms for E = 2048). The max over i of a function that is
+        exponentials (timing: bench/NOTES.md, `weight_spectrum.fit_power_law`). The max over i of a function that is
         nonlinear in alpha_j does not reduce to cumulative sums, so the cost stays O(E^2).
 
     KS convention:
@@ -161,8 +161,8 @@ def weight_spectrum(model: torch.nn.Module, *, min_eigenvalues: int = 50,
         W W^T (out, out), in float64 by LAPACK syevd (the nonzero spectrum of W^T W either
         way; the few negative values that rounding can produce are set to 0); then `fit_power_law`.
         Cost per layer: out * in * E multiply-adds for the Gram, about (4/3) E^3 for the
-        eigenvalues and O(E^2) for the fit, where E = min(out, in). Forming the Gram costs less
-        than an SVD of W: measured 1.0 s against 4.1 s for 2048 x 2048 on one MKL thread.
+        eigenvalues and O(E^2) for the fit, where E = min(out, in). The Gram and its eigenvalues
+        measured faster than an SVD of W (bench/NOTES.md, `weight_spectrum.weight_spectrum`).
 
     Source:
         Martin & Mahoney (2021) JMLR 22(165) (ESD of W^T W, alpha as a quality

@@ -24,7 +24,7 @@ records B_simple (small batch 64, big batch 1024, with replacement) every step;
 the measurement is its mean over the steps before that run reaches the target
 (a step average, as the theory's integral asks): early-training values, since
 the path is short. Smaller reference batches wander in SGD noise, which
-inflates B_simple (pilot: 2-3x at B = 32).
+inflates B_simple (pilot numbers: bench/NOTES.md, `phenomena.critical_batch`).
 
 Verdict: fit_critical_batch on (B, S) gives B_crit; the error is the factor
 max(r, 1/r), r = B_crit / B_simple, which must be <= TOLERANCE; every batch size
@@ -47,7 +47,7 @@ TOLERANCE = 3.0  # factor between fitted B_crit and the measured B_simple (McCan
 TARGET_LOSS = 0.2  # training cross-entropy (nats); initial ~2.7
 REFERENCE_BATCH, REFERENCE_LR = 128, 1.6
 NOISE_EVERY = 1
-_NOISE = {"small_batch": 64, "big_batch": 1024}  # small batch 8 left |G|^2 unresolved late in training (pilot)
+_NOISE = {"small_batch": 64, "big_batch": 1024}  # smaller small batches left |G|^2 unresolved (bench/NOTES.md)
 _TASK = DigitsSpec()
 _MODEL = ModelSpec(width=64, depth=1, activation="relu")
 
@@ -63,7 +63,8 @@ def _lrs(batch: int, fast: bool) -> list[float]:
 
 
 def _steps(batch: int) -> int:
-    """Step budget: about twice the steps the best rate needs (S ~ 6 (1 + 160/B) in pilot runs)."""
+    """Step budget 12 (1 + 160/B): about twice the steps the best rate needed in pilot runs
+    (bench/NOTES.md, `phenomena.critical_batch`)."""
     return int(math.ceil(12 * (1 + 160 / batch)))
 
 

@@ -27,20 +27,15 @@ with +inf counted as later than any step, and each ordering strict somewhere (an
 all-tied ordering, e.g. nothing generalizes, is not evidence and fails).
 There is no closed form for the steps; the prediction is the orderings and the bound.
 
-Scope, from our trials: ReLU/GELU MLPs (CE or MSE, SP or muP, depth 1-2, wd 0.1-4,
-init 1-2.5, p = 23..59) stayed at chance test accuracy for 2000-3000 steps at train
-fractions 0.3-0.5, so the fast mode used to train on 80% of the pairs; the quadratic
-network groks at 30% in a few hundred steps. With it, p = 23 and 31 at 30% grok slowly
-or not within 1000-2000 steps (presumably too few pairs for the Fourier solution). Weight decays 3 and 4 are where every
-setting groks within the budget: at wd 2 the seeds scatter (one of two never
-generalized in 1000 steps); at wd 5-6 with init 2 memorization itself slows (the
-equilibrium weight size of AdamW, about 1/wd per entry, is below the init) and the
-run may not generalize in budget, i.e. the weight-decay ordering is not claimed
-outside wd 3-4 for init 2. An init scale of 3 does not even memorize in 1000 steps
-(the output scales as init^3). Below init 1.5 the start is already rich and the init
-effect is within seed noise: a full-mode grid with init 1.25 and four seeds failed
-the init ordering (wd 4: init 1 -> 500 steps, init 1.25 -> 480), so the grid keeps
-inits 0.5 apart.
+Scope: the orderings are claimed on this grid only (weight decays 3 to 4, init
+scales 1 to 2 kept 0.5 apart, p = 41 / 47 at train fractions 0.3 / 0.25). The
+quadratic activation is the recipe's because ReLU/GELU MLPs did not generalize
+within the budget at train fractions 0.3-0.5. Outside the grid the
+orderings are not evidence: at smaller weight decays the seeds scatter; at larger
+ones with init 2 memorization itself slows (AdamW's equilibrium weight size, about
+1/wd per entry, is below the init); an init of 3 does not memorize in budget (the
+output scales as init^3); below init 1.5, inits closer than 0.5 differ by less
+than the seed noise. The trials behind this scope: bench/NOTES.md, `phenomena.grokking`.
 """
 
 import math

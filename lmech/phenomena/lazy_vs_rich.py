@@ -20,7 +20,7 @@ each spec with `init_params`, the final ones read with `Store.params`):
       with the empirical tangent kernel at init on train + test inputs, and <.>
       averages over seeds. Seed-averaging removes the O(width^-1/2) init noise
       that both regimes share (per seed, muP's distance is sqrt(c^2 + v/width):
-      at these widths the noise term v/width makes it fall by ~width^-0.15
+      at the widths used the noise term v/width makes it fall with width
       although its limit c > 0; the mean over seeds converges to c). NTK's mean
       deviation decays at least as fast as the per-seed one. The per-seed
       distance's slopes are reported in the details;
@@ -33,8 +33,9 @@ each spec with `init_params`, the final ones read with `Store.params`):
 
 Prediction (theory): the exponent of the distance in width: -1/2 for NTK
 parameterization (Lee et al. 2019, Theorem 2.1: |f_t - f_lin,t| = O(n^-1/2), an
-upper bound: the measured decay is close to n^-1, the order of the leading
-finite-width correction of Dyer & Gur-Ari 2019 / Huang & Yau 2020), 0 for muP
+upper bound; the leading finite-width correction of Dyer & Gur-Ari 2019 / Huang &
+Yau 2020 is of order n^-1, hence the one-sided verdict; measured slopes:
+bench/NOTES.md, `phenomena.lazy_vs_rich`), 0 for muP
 (Yang & Hu 2021: width-independent feature learning). The kernel distance
 1 - cos is quadratic in the kernel's change, so NTK's falls about like n^-1 x 2.
 
@@ -64,7 +65,7 @@ __all__ = ["PHENOMENON", "runs", "predict", "measure", "compare", "figure", "tan
 NTK_EXPONENT, MUP_EXPONENT = -0.5, 0.0
 NTK_TOLERANCE = 0.2  # NTK slope <= -0.5 + 0.2 = -0.3
 MUP_TOLERANCE = 0.1  # muP slope >= 0 - 0.1 = -0.1
-LR = 0.5  # below 1/(lambda_max(K)/N) ~ 0.7-1 for both parameterizations at every width
+LR = 0.5  # below 1/(lambda_max(K)/N) for both parameterizations at every width (bench/NOTES.md)
 BASE_WIDTH = 4  # muP's reference width: a small base makes the muP limit strongly feature-learning
 PARAMETERIZATIONS = ("ntk", "mup")
 
@@ -139,7 +140,7 @@ def _run_measurement(store, spec: RunSpec) -> tuple[np.ndarray, np.ndarray, floa
     with torch.no_grad():
         f0 = before(probe).double().numpy()
         ft_test = after(task.x_test).double().numpy()
-    with threadpool_limits(1, "blas"):  # a 128x128 eigh with 2 BLAS threads on a shared CPU: ~50x slower
+    with threadpool_limits(1, "blas"):  # a small eigh: far slower on 2 BLAS threads of a shared CPU (bench/NOTES.md)
         linear = kernel_regression_predictions(k0[:n, :n].numpy(), k0[n:, :n].numpy(), f0[:n], f0[n:],
                                                task.y_train.double().numpy(), spec.optimizer.lr, [spec.steps])
     return ft_test, linear.test[0], kernel_distance(k0, kt)

@@ -20,9 +20,9 @@ Fitting rule (a): the exponent is minus the least-squares slope of
 log(mean loss over members) on log(size) over all bottleneck sizes (the
 loss has no floor: noise-free ridgeless).
 Verdict (a): |fitted - predicted| <= 0.1 for both exponents (and each alpha).
-Fast: alpha 1, 16 members, M = 1000, other size 1024 (measured max error
-0.033). Full: alpha 0.5 and 1, 32 members, bottleneck up to 128, M = 2048,
-other size 2048 (measured max error 0.047, ~95 s on a shared core).
+Fast: alpha 1, 16 members, M = 1000, other size 1024. Full: alpha 0.5 and 1,
+32 members, bottleneck up to 128, M = 2048, other size 2048 (measured errors
+and times: bench/NOTES.md, `phenomena.scaling_law`).
 
 Part (b): see ``_scaling_forecast.py`` (a deep linear network on a power-law
 map; the widest runs forecast from a coupled scaling-law fit on the narrower

@@ -50,7 +50,8 @@ def objective(theta: np.ndarray, logx: np.ndarray, logy: np.ndarray, delta: floa
 
 
 def _objective_and_grad(theta, logx, logy, delta):
-    """Objective and gradient for one theta; plain numpy (scipy's logsumexp is ~20x slower here)."""
+    """Objective and gradient for one theta; plain numpy (faster than scipy's logsumexp on these
+    tiny arrays: bench/NOTES.md, `_lse_fit._objective_and_grad`)."""
     k = logx.shape[1]
     z = np.empty((logx.shape[0], k + 1))
     np.multiply(logx, -theta[k + 1 :], out=z[:, :k])
@@ -93,9 +94,10 @@ def minimise(starts: np.ndarray, logx, logy, delta: float) -> _Fit:
         return f * scale, g * scale
 
     for s in starts:
-        # Unconstrained BFGS (Hoffmann et al. use unconstrained L-BFGS): scipy's L-BFGS-B costs
-        # ~5 ms per iteration on this 5-parameter problem, BFGS ~0.4 ms. The box of `bounds`
-        # is checked afterwards by check_identified: leaving it means "not identified".
+        # Unconstrained BFGS (Hoffmann et al. use unconstrained L-BFGS), cheaper per iteration
+        # than scipy's L-BFGS-B on these few parameters (bench/NOTES.md, `_lse_fit.minimise`).
+        # The box of `bounds` is checked afterwards by check_identified: leaving it means
+        # "not identified".
         res = minimize(scaled, s, jac=True, method="BFGS", options={"maxiter": 1000, "gtol": 1e-9})
         if best is None or res.fun < best.objective * scale:
             best = _Fit(theta=np.asarray(res.x, dtype=np.float64), objective=float(res.fun / scale))

@@ -8,8 +8,9 @@ compute-optimal allocation or a forecast.  It ignores other functional forms
 which runs "should" be excluded (the caller chooses the rows).
 
 Fitting (both laws): minimise ``sum_n Huber_delta(LSE(...) - log L_n)`` over
-``(a, b, e, alpha, beta)`` with ``A = e^a, B = e^b, E = e^e`` by L-BFGS(-B)
-from a grid of initialisations, keeping the lowest objective; percentile
+``(a, b, e, alpha, beta)`` with ``A = e^a, B = e^b, E = e^e`` by unconstrained
+BFGS from a grid of initialisations, keeping the lowest objective (a result
+outside the parameter box counts as not identified); percentile
 bootstrap over rows for intervals (each replicate refitted from the point
 estimate and the next best starts).
 """
@@ -208,10 +209,10 @@ def fit_scaling_law(
         L: ``(R,)`` final losses (nats/token), ``> 0``.
         huber_delta: Huber threshold on log-loss residuals (paper: 1e-3).
         bootstrap: number of row-resampling replicates (0 = no intervals).
-        n_starts: L-BFGS starts, the best of the paper's 4500-point grid by
-            objective value; ``None`` runs all 4500 (the paper's exact
-            procedure, about 300x slower; on the Chinchilla data the best
-            8 already reach the same optimum).
+        n_starts: BFGS starts, the best of the paper's 4500-point grid by
+            objective value; ``None`` runs all 4500 (the paper's procedure,
+            4500 / n_starts times the optimizer runs; how few starts suffice
+            on the Chinchilla data: bench/NOTES.md, `scaling_law.fit_scaling_law`).
         bootstrap_starts: extra starts per replicate besides the point estimate.
         level: central coverage of the percentile intervals.
         seed: seed of the bootstrap resampling.
@@ -222,9 +223,10 @@ def fit_scaling_law(
     Algorithm:
         Objective ``sum_r Huber(LSE(a - alpha log N_r, b - beta log D_r, e)
         - log L_r)``; grid ``alpha, beta in {0, .5, ..., 2}``,
-        ``e in {-1, -.5, ..., 1}``, ``a, b in {0, 5, ..., 25}``; L-BFGS-B
-        with analytic gradients inside a wide box; percentile bootstrap.
-        Cost ~ (n_starts + bootstrap * (1 + bootstrap_starts)) L-BFGS runs
+        ``e in {-1, -.5, ..., 1}``, ``a, b in {0, 5, ..., 25}``; unconstrained
+        BFGS with analytic gradients, the optimum then checked against a wide
+        box; percentile bootstrap.
+        Cost ~ (n_starts + bootstrap * (1 + bootstrap_starts)) BFGS runs
         of O(R) per iteration.
 
     Source:
@@ -337,7 +339,7 @@ def fit_power_law(
         Same Huber-on-log-loss LSE objective as ``fit_scaling_law`` with one
         covariate, ``LSE(a - alpha log x, e)``; starts are a 75-point grid
         placed relative to the data (``E`` below ``min y``, ``alpha`` in
-        0.1..2) since the data's units are arbitrary; L-BFGS-B; bootstrap.
+        0.1..2) since the data's units are arbitrary; BFGS; bootstrap.
 
     Source:
         Hoffmann et al. 2022, Appendix D.2 (objective); Kaplan et al. 2020,

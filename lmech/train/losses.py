@@ -21,8 +21,9 @@ def per_member_loss(outputs: Tensor, targets: Tensor, loss: str) -> Tensor:
         return (outputs - targets).pow(2).flatten(1).mean(-1)
     k = outputs.shape[0]
     labels = targets.expand(k, *outputs.shape[1:-1]) if targets.dim() == outputs.dim() - 2 else targets
-    # log-sum-exp written out: about 1.8x faster than F.cross_entropy on (K, N, 10) logits,
-    # where the step of a tiny model is overhead-bound; the max shift keeps it stable.
+    # log-sum-exp written out: faster than F.cross_entropy on small (K, N, C) logits, where the
+    # step of a tiny model is overhead-bound (bench/NOTES.md, `losses.per_member_loss`); the max
+    # shift keeps it stable.
     shifted = outputs - outputs.detach().amax(-1, keepdim=True)
     log_partition = shifted.exp().sum(-1).log()
     keep = labels != IGNORE_INDEX
