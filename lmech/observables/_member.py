@@ -6,9 +6,9 @@ import torch
 from torch import Tensor
 
 from lmech.train.loop import TrainState, member_module
-from lmech.train.losses import loss_function
+from lmech.instruments.losses import named_loss
 
-__all__ = ["members", "member_batch", "per_member_scalars"]
+__all__ = ["members", "member_batch"]
 
 
 def member_batch(state: TrainState, member: int, split: str = "train") -> tuple[Tensor, Tensor]:
@@ -22,19 +22,8 @@ def member_batch(state: TrainState, member: int, split: str = "train") -> tuple[
 
 def members(state: TrainState, split: str = "train") -> Iterator[tuple[int, torch.nn.Module, Callable, tuple]]:
     """Yield (k, module, loss_fn, batch) for each member, the module holding a copy of its parameters."""
-    loss_fn = loss_function(state.loss)
+    loss_fn = named_loss(state.loss)
     for k in range(len(state.specs)):
         module = member_module(state, k)
         yield k, module, loss_fn, member_batch(state, k, split)
 
-
-def per_member_scalars(state: TrainState, measure: Callable[..., dict[str, float]], split: str = "train") -> dict[str, Tensor]:
-    """Loop an instrument over members; stack each scalar it returns into a (K,) tensor.
-
-    Instruments that cannot be vectorized over K pay K times one model's cost here.
-    """
-    columns: dict[str, list[float]] = {}
-    for _, module, loss_fn, batch in members(state, split):
-        for name, value in measure(module, loss_fn, batch).items():
-            columns.setdefault(name, []).append(float(value))
-    return {name: torch.tensor(values) for name, values in columns.items()}

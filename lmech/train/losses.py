@@ -2,9 +2,9 @@
 
 from torch import Tensor
 
-from lmech.instruments.losses import IGNORE_INDEX, named_loss
+from lmech.instruments.losses import IGNORE_INDEX
 
-__all__ = ["per_member_loss", "loss_function"]
+__all__ = ["per_member_loss"]
 
 
 def per_member_loss(outputs: Tensor, targets: Tensor, loss: str) -> Tensor:
@@ -34,7 +34,3 @@ def per_member_loss(outputs: Tensor, targets: Tensor, loss: str) -> Tensor:
     keep = keep.flatten(1).to(nll.dtype)
     return (nll * keep).sum(-1) / keep.sum(-1)
 
-
-def loss_function(loss: str):
-    """The named loss of one model (lmech.instruments.losses.named_loss)."""
-    return named_loss(loss)

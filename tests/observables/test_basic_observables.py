@@ -8,7 +8,8 @@ from lmech.observables import REGISTRY as OBSERVABLES
 from lmech.spec import ModelSpec, OptimizerSpec, RunSpec
 from lmech.tasks.deep_linear import DeepLinearSpec
 from lmech.tasks.gaussian_regression import GaussianRegressionSpec
-from lmech.train import build_ensemble, loss_function, train_ensemble
+from lmech.instruments.losses import named_loss
+from lmech.train import build_ensemble, train_ensemble
 
 
 def _state(specs):
@@ -22,7 +23,7 @@ def test_loss_and_grad_norm_match_a_plain_module():
     norms = OBSERVABLES["grad_norm"].function(state)["total"]
     for k in range(2):
         module = MemberModule(state.plan, state.params, k)
-        loss = loss_function(state.loss)(module(state.x_train), state.y_train)
+        loss = named_loss(state.loss)(module(state.x_train), state.y_train)
         assert abs(loss.item() - losses["train"][k].item()) < 1e-5
         grads = torch.autograd.grad(loss, list(module.parameters()))
         expected = torch.sqrt(sum(g.pow(2).sum() for g in grads))
