@@ -9,7 +9,7 @@ Methods, each timed as the median of alternating rounds (the machine is shared):
   vmap(jacrev)  torch.func's per-sample Jacobians of the whole batch at once, then the
                 same contraction (unchunked: memory N * C * P floats);
   lmech jacobian  `ntk_gram(method="jacobian")`, the path for any module: vmap(jacrev) in
-                chunks of 64 samples (memory bounded by chunk_size * C * P floats);
+                chunks of chunk_size samples (default 256; memory bounded by chunk_size * C * P floats);
   lmech structured  `ntk_gram()` on this nn.Sequential takes the layer-wise path (Novak
                 et al. 2022 Sec. 4): per Linear layer (A A^T + 1) o (cotangent Gram).
 Every kernel is checked against the loop's (relative Frobenius error printed).
