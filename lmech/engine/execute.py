@@ -6,7 +6,9 @@ most the jobs in flight, and rerunning skips what finished.
 """
 
 import json
+import os
 import platform
+import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -54,12 +56,14 @@ def _summary(result, group_size: int) -> dict:
 
 
 def run_job(job: list[RunSpec], store_root: str, on_step: Callable[[int], None] | None = None) -> list[tuple[str, bool]]:
-    """Train one ensemble job and write its runs; returns (run_id, diverged) pairs."""
+    """Train one ensemble job and write its runs not yet in the store; returns their (run_id, diverged)."""
     store = Store(store_root)
     observer, steps = make_observer(job[0].observe, job[0].steps)
     results = train_ensemble(job, observer, steps, on_step=on_step)
     out = []
     for result in results:
+        if store.has(result.spec.id):  # finished before (a resumed job): its record is kept as it is
+            continue
         store.write(result.spec.id, result.spec.model_dump(mode="json"), result.rows,
                     _summary(result, len(job)), result.final_params)
         out.append((result.spec.id, result.diverged_step is not None))
@@ -78,6 +82,20 @@ def validate_observe(runs: list[RunSpec]) -> None:
         if key not in checked:
             plan_observations(spec.observe, spec.steps)
             checked.add(key)
+
+
+def _die_with_parent(parent: int) -> None:
+    """Worker initializer: end this worker when the sweep process dies, however it dies (SIGKILL
+    included), so a killed sweep leaves no worker writing to the store. Linux: the kernel's
+    parent-death signal (prctl PR_SET_PDEATHSIG); elsewhere a no-op."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG = 1
+    if os.getppid() != parent:  # the parent died before the signal was armed
+        os._exit(1)
 
 
 def _worker(job: list[RunSpec], store_root: str) -> list[tuple[str, bool]]:
@@ -109,7 +127,8 @@ def execute(runs: list[RunSpec], store: Store, executor: str = "local", workers:
             outcomes += run_job(job, str(store.root), on_step)
             done += job[0].steps
     elif executor == "process":
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        with ProcessPoolExecutor(max_workers=workers, initializer=_die_with_parent,
+                                 initargs=(os.getpid(),)) as pool:
             futures = {pool.submit(_worker, job, str(store.root)): job for job in jobs}
             for future in as_completed(futures):
                 outcomes += future.result()

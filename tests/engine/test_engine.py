@@ -37,7 +37,8 @@ def test_process_executor_writes_the_same_records(tmp_path):
     pooled = execute(runs, Store(tmp_path / "b"), executor="process", workers=2)
     assert local.run_ids == pooled.run_ids
     for run_id in local.run_ids:
-        assert Store(tmp_path / "a").series(run_id, "train_loss") == Store(tmp_path / "b").series(run_id, "train_loss")
+        series = Store(tmp_path / "a").series(run_id, "loss/train")
+        assert series[0] and series == Store(tmp_path / "b").series(run_id, "loss/train")
 
 
 @pytest.mark.slow
@@ -66,3 +67,45 @@ def test_killed_sweep_leaves_only_complete_runs_and_resumes(tmp_path):
 
     outcome = json.loads(result.stdout)
     assert outcome["skipped"] == len(finished) and outcome["trained"] == 8 - len(finished)
+
+
+@pytest.mark.slow
+def test_killed_process_sweep_leaves_no_worker_alive(tmp_path):
+    spec = tmp_path / "sweep.yaml"
+    spec.write_text("steps: 400\nmodel: {width: 32}\nobserve: {loss: {every: 100}}\n"
+                    "sweep: {model.depth: [1, 2, 3, 4, 5, 6, 7, 8]}\n")
+    store_dir = tmp_path / "runs"
+    process = subprocess.Popen([sys.executable, "-m", "lmech.cli", "sweep", str(spec), "--runs", str(store_dir),
+                                "--executor", "process", "--workers", "2"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(_children(process.pid)) < 2:
+        time.sleep(0.05)
+    workers = _children(process.pid)
+    assert workers, "the pool's workers should be running"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    deadline = time.time() + 10
+    while time.time() < deadline and any(_alive(pid) for pid in workers):
+        time.sleep(0.05)
+    assert not any(_alive(pid) for pid in workers), "a worker outlived the killed sweep"
+    written = len(Store(store_dir).run_ids())
+    time.sleep(1.0)
+    assert len(Store(store_dir).run_ids()) == written  # nothing more is written after the kill
+
+
+def _children(pid: int) -> list[int]:
+    path = f"/proc/{pid}/task/{pid}/children"
+    try:
+        with open(path) as f:
+            return [int(c) for c in f.read().split()]
+    except OSError:
+        return []
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"  # a zombie is dead
+    except OSError:
+        return False
