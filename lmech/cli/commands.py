@@ -26,6 +26,20 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 fit_app = typer.Typer(no_args_is_help=True, help="Fit scaling laws and learning curves from a CSV.")
 app.add_typer(fit_app, name="fit")
 
+
+def _print_version(value: Optional[bool]) -> None:
+    if value:
+        import lmech
+
+        sys.stdout.write(f"lmech {lmech.__version__}\n")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _options(version: Annotated[Optional[bool], typer.Option("--version", callback=_print_version, is_eager=True,
+                                                   help="print lmech's version and exit")] = None) -> None:
+    """lmech: a laboratory for learning mechanics."""
+
 # Wide consoles when piped, so tables and lines are not folded at 80 columns.
 stderr = Console(stderr=True) if sys.stderr.isatty() else Console(stderr=True, width=160)
 stdout = Console() if sys.stdout.isatty() else Console(width=160)
@@ -233,7 +247,8 @@ def sweep(
         specs = expand_sweep(sweep_spec)
         store = Store(runs)
         with _progress(f"sweep {sweep_spec.name}", enabled=not as_json) as progress:
-            outcome = execute(specs, store, executor=executor, workers=workers, progress=progress)
+            outcome = execute(specs, store, executor=executor, workers=workers, progress=progress,
+                              sweep=sweep_spec.name)
     rows = [_run_row(store, run_id) for run_id in outcome.run_ids]
     if as_json:
         _emit_json({"trained": outcome.trained, "skipped": outcome.skipped, "diverged": outcome.diverged,
@@ -288,10 +303,33 @@ def _stores(runs: Path):
 
 
 @app.command("ls")
-def list_runs(runs: RunsDir = Path("lmech-runs"), as_json: JsonFlag = False):
+def list_runs(
+    runs: RunsDir = Path("lmech-runs"),
+    where: Annotated[Optional[str], typer.Option("--where", help="SQL condition on the runs table, e.g. "
+                                                 "\"optimizer_lr > 0.01 and model_width = 64\"")] = None,
+    sweep: Annotated[Optional[str], typer.Option("--sweep", help="only runs of the sweep with this name")] = None,
+    limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="at most this many runs")] = None,
+    as_json: JsonFlag = False,
+):
     """List finished runs in the store (searched recursively one level: atlas stores too)."""
     with _user_errors():
-        rows = [dict(_run_row(s, i), store=str(s.root)) for s in _stores(runs) for i in s.run_ids()]
+        conditions = [f"({where})"] if where else []
+        if sweep is not None:
+            conditions.append("sweep = '" + sweep.replace("'", "''") + "'")
+        rows = []
+        for store in _stores(runs):
+            if not store.run_ids():  # a run directory, or an empty store: nothing to list or query
+                continue
+            if conditions:
+                try:
+                    ids = [r for (r,) in store.query("select run_id from runs where " + " and ".join(conditions)
+                                                     + " order by run_id")]
+                except Exception as error:  # duckdb's parser and binder errors: the user's SQL
+                    raise InputError(f"--where: {str(error).splitlines()[0]}") from None
+            else:
+                ids = store.run_ids()
+            rows += [dict(_run_row(store, i), store=str(store.root)) for i in ids]
+        rows = rows[:limit] if limit else rows
     if as_json:
         _emit_json({"runs": rows})
     else:
@@ -307,6 +345,12 @@ def show(run_id: Annotated[str, typer.Argument()], runs: RunsDir = Path("lmech-r
 
         check_run_id(run_id)  # an id, never a path: nothing outside the store is read
         stores = _stores(runs)
+        if not any(s.path(run_id).exists() for s in stores):  # a short prefix of one run's id
+            matches = sorted({i for s in stores for i in s.run_ids() if i.startswith(run_id)})
+            if len(matches) > 1:
+                raise InputError(f"'{run_id}' is the start of {len(matches)} run ids "
+                                 f"({', '.join(matches[:3])}, ...): give more characters")
+            run_id = matches[0] if matches else run_id
         store = next((s for s in stores if s.has(run_id)), None)
         if store is None:
             reasons = [s.verify(run_id) for s in stores if s.path(run_id).exists()]

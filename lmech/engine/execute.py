@@ -35,13 +35,14 @@ class ExecutionReport:
     seconds: float
 
 
-def _summary(result, group_size: int) -> dict:
+def _summary(result, group_size: int, sweep: str | None = None) -> dict:
     last = {}
     for step, name, value in result.rows:
         if name not in last or step >= last[name][0]:
             last[name] = (step, value)
     return {
         "run_id": result.spec.id,
+        "sweep": sweep,
         "status": "diverged" if result.diverged_step is not None else "completed",
         "diverged_step": result.diverged_step,
         "steps": result.spec.steps,
@@ -55,7 +56,8 @@ def _summary(result, group_size: int) -> dict:
     }
 
 
-def run_job(job: list[RunSpec], store_root: str, on_step: Callable[[int], None] | None = None) -> list[tuple[str, bool]]:
+def run_job(job: list[RunSpec], store_root: str, on_step: Callable[[int], None] | None = None,
+            sweep: str | None = None) -> list[tuple[str, bool]]:
     """Train one ensemble job and write its runs not yet in the store; returns their (run_id, diverged)."""
     store = Store(store_root)
     observer, steps = make_observer(job[0].observe, job[0].steps)
@@ -65,7 +67,7 @@ def run_job(job: list[RunSpec], store_root: str, on_step: Callable[[int], None] 
         if store.has(result.spec.id):  # finished before (a resumed job): its record is kept as it is
             continue
         store.write(result.spec.id, result.spec.model_dump(mode="json"), result.rows,
-                    _summary(result, len(job)), result.final_params)
+                    _summary(result, len(job), sweep), result.final_params)
         out.append((result.spec.id, result.diverged_step is not None))
     return out
 
@@ -98,17 +100,19 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def _worker(job: list[RunSpec], store_root: str) -> list[tuple[str, bool]]:
+def _worker(job: list[RunSpec], store_root: str, sweep: str | None = None) -> list[tuple[str, bool]]:
     torch.set_num_threads(1)
-    return run_job(job, store_root)
+    return run_job(job, store_root, sweep=sweep)
 
 
 def execute(runs: list[RunSpec], store: Store, executor: str = "local", workers: int = 2,
-            progress: Callable[[int, int], None] | None = None, max_ensemble: int = 256) -> ExecutionReport:
+            progress: Callable[[int, int], None] | None = None, max_ensemble: int = 256,
+            sweep: str | None = None) -> ExecutionReport:
     """Train every run of `runs` not yet in `store`; return what happened.
 
     progress(done_steps, total_steps) is called as training advances (local executor)
-    or as jobs finish (process executor).
+    or as jobs finish (process executor). sweep: a name stored in each run's summary (the
+    `sweep` column of `Store.query`'s `runs` table; the CLI passes the spec's `name`).
     """
     start = time.perf_counter()
     validate_observe(runs)
@@ -124,12 +128,12 @@ def execute(runs: list[RunSpec], store: Store, executor: str = "local", workers:
                 if progress and (step % 10 == 0 or step == job[0].steps):
                     progress(base + step, total)
 
-            outcomes += run_job(job, str(store.root), on_step)
+            outcomes += run_job(job, str(store.root), on_step, sweep)
             done += job[0].steps
     elif executor == "process":
         with ProcessPoolExecutor(max_workers=workers, initializer=_die_with_parent,
                                  initargs=(os.getpid(),)) as pool:
-            futures = {pool.submit(_worker, job, str(store.root)): job for job in jobs}
+            futures = {pool.submit(_worker, job, str(store.root), sweep): job for job in jobs}
             for future in as_completed(futures):
                 outcomes += future.result()
                 done += futures[future][0].steps

@@ -37,7 +37,7 @@ def run_phenomenon(phenomenon: Phenomenon, store: Store, fast: bool,
     """
     start = time.perf_counter()
     runs = apply_overrides(phenomenon.runs(fast), overrides or {})
-    execute(runs, store, executor="process" if workers > 1 else "local", workers=workers,
+    execute(runs, store, executor="process" if workers > 1 else "local", workers=workers, sweep=phenomenon.name,
             progress=progress)
     prediction = phenomenon.predict(runs)
     measurement = phenomenon.measure(store, runs)

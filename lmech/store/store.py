@@ -249,31 +249,75 @@ class Store:
             raise InputError(f"run '{run_id}' is corrupt: params.pt unreadable ({type(error).__name__})") from None
 
     def query(self, sql: str):
-        """Run SQL over the metrics of all complete runs as the table `metrics` (run_id, step, name, value).
+        """Run SQL over the complete runs: the table `metrics` (run_id, step, name, value) and the
+        table `runs`, one row per run (see `_run_row`), so metrics join the hyperparameters that
+        produced them: `select optimizer_lr, avg(value) from metrics join runs using (run_id) ...`.
 
         Returns the rows. Incomplete runs and entries that are not valid run ids are skipped;
         the run_id column is the run's directory name. The SQL cannot touch files.
         """
         import duckdb
 
-        tables = []
+        tables, rows = [], []
         for run_id in _candidates(self.root):
             try:
-                _, data = _inspect(self.root / run_id, read=("metrics.parquet",))
+                summary, data = _inspect(self.root / run_id, read=("metrics.parquet", "spec.json"))
                 table = _metrics_table(data["metrics.parquet"])
+                spec = json.loads(data["spec.json"])
             except (_Absent, _Incomplete, pa.ArrowException, KeyError, ValueError, OSError):
                 continue
             ids = pa.DictionaryArray.from_arrays(pa.nulls(table.num_rows, pa.int32()).fill_null(0), pa.array([run_id]))
             tables.append(table.add_column(0, pa.field("run_id", ids.type), ids))
+            rows.append(_run_row(run_id, spec, summary))
         if not tables:
             empty = pa.DictionaryArray.from_arrays(pa.array([], pa.int32()), pa.array([], pa.string()))
             tables.append(_METRICS_SCHEMA.empty_table().add_column(0, pa.field("run_id", empty.type), empty))
         connection = duckdb.connect(config={"enable_external_access": False})
         try:
             connection.register("metrics", pa.concat_tables(tables))
+            connection.register("runs", _runs_table(rows))
             return connection.execute(sql).fetchall()
         finally:
             connection.close()
+
+
+def _flatten(tree: dict, prefix: str = "") -> dict:
+    """{"a": {"b": 1}} -> {"a_b": 1}; lists as JSON text. Column names: letters, digits, underscores."""
+    out = {}
+    for key, value in tree.items():
+        name = "".join(c if c.isalnum() else "_" for c in f"{prefix}{key}")
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{name}_"))
+        else:
+            out[name] = json.dumps(value) if isinstance(value, list) else value
+    return out
+
+
+def _run_row(run_id: str, spec: dict, summary: dict) -> dict:
+    """One row of the `runs` table: run_id, sweep, status, created, lmech_version, seconds,
+    every spec field flattened (optimizer_lr, model_width, ...) and every final metric
+    (final_loss_train, ...)."""
+    row = {"run_id": run_id, "sweep": summary.get("sweep"), "status": summary.get("status"),
+           "created": summary.get("created"), "seconds": summary.get("seconds"),
+           "lmech_version": (summary.get("versions") or {}).get("lmech")}
+    row.update(_flatten({k: v for k, v in spec.items() if k != "observe"}))
+    row.update(_flatten(summary.get("final") or {}, "final_"))
+    return row
+
+
+def _runs_table(rows: list[dict]) -> pa.Table:
+    """Rows with different fields (model families differ) as one table: a missing field is null;
+    a column holding numbers only is float64, any other is text."""
+    names = list(dict.fromkeys(["run_id", "sweep", "status", "created", "seconds", "lmech_version",
+                                *(n for row in rows for n in row)]))
+    columns = {}
+    for name in names:
+        values = [row.get(name) for row in rows]
+        numeric = all(v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)) for v in values)
+        columns[name] = (pa.array([None if v is None else float(v) for v in values], pa.float64()) if numeric and name
+                         not in ("run_id", "sweep", "status", "created", "lmech_version")
+                         else pa.array([None if v is None else str(v) for v in values], pa.string()))
+    return pa.table(columns)
 
 
 class _Absent(Exception):

@@ -6,6 +6,7 @@ weight decay, momentum, init scale and output multiplier; everything else is sha
 """
 
 import copy
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -263,7 +264,7 @@ def losses_and_grads(state: TrainState, x: Tensor, y: Tensor, chunks: list[slice
     return losses, grads
 
 
-def train_ensemble(
+def _train_ensemble(
     specs: list[RunSpec],
     observe: Observer | None = None,
     observe_steps: set[int] | None = None,
@@ -360,6 +361,27 @@ def train_ensemble(
         result.device = str(state.x_train.device)
         result.seconds = seconds / len(specs)
     return results
+
+
+def train_ensemble(specs: list[RunSpec], observe: Observer | None = None, observe_steps: set[int] | None = None,
+                   on_step: Callable[[int], None] | None = None, **chunking) -> list[MemberResult]:
+    """Train K runs at once; return one MemberResult per spec, in order (see `_train_ensemble`).
+
+    Runs with LMECH_THREADS torch and BLAS threads (default 1), the caller's settings restored
+    after: microcosm models are too small for intra-op threads, which collapse when another
+    process holds a core; parallelism comes from ensembles and worker processes. The same
+    default as the `lmech` command, so the Python API trains as fast as the CLI.
+    """
+    from threadpoolctl import threadpool_limits
+
+    threads = int(os.environ.get("LMECH_THREADS", "1"))
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with threadpool_limits(threads):
+            return _train_ensemble(specs, observe, observe_steps, on_step, **chunking)
+    finally:
+        torch.set_num_threads(before)
 
 
 def train_run(spec: RunSpec, observe: Observer | None = None, observe_steps: set[int] | None = None,

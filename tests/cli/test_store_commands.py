@@ -39,3 +39,24 @@ def test_show_takes_ids_not_paths_and_names_damage(tmp_path):
     assert repaired.exit_code == 0, repaired.output
     assert CliRunner().invoke(app, ["doctor", "--runs", str(tmp_path / "runs")]).exit_code == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == before and (tmp_path / "secret.json").exists()
+
+
+def test_ls_filters_and_show_takes_a_short_prefix(tmp_path):
+    runs = str(tmp_path / "runs")
+    sweep = CliRunner().invoke(app, ["sweep", "--set", "name=scan", "--set", "steps=2", "--set", "model.width=4",
+                                     "--set", "sweep={optimizer.lr: [0.05, 0.2], seed: [0, 1]}", "--runs", runs, "--json"])
+    assert sweep.exit_code == 0, sweep.output
+    every = json.loads(CliRunner().invoke(app, ["ls", "--runs", runs, "--json"]).stdout)["runs"]
+    high = json.loads(CliRunner().invoke(app, ["ls", "--runs", runs, "--where", "optimizer_lr > 0.1",
+                                               "--json"]).stdout)["runs"]
+    assert len(every) == 4 and len(high) == 2 and all(r["optimizer"] == "sgd lr=0.2" for r in high)
+    assert len(json.loads(CliRunner().invoke(app, ["ls", "--runs", runs, "--sweep", "scan", "--limit", "3",
+                                                   "--json"]).stdout)["runs"]) == 3
+    assert json.loads(CliRunner().invoke(app, ["ls", "--runs", runs, "--sweep", "other", "--json"]).stdout)["runs"] == []
+    bad = CliRunner().invoke(app, ["ls", "--runs", runs, "--where", "no_such_column = 1"])
+    assert bad.exit_code == 2 and len(bad.stderr.strip().splitlines()) == 1
+    run_id = every[0]["run_id"]
+    shown = CliRunner().invoke(app, ["show", run_id[:6], "--runs", runs, "--json"])
+    assert shown.exit_code == 0 and json.loads(shown.stdout)["run_id"] == run_id
+    version = CliRunner().invoke(app, ["--version"])
+    assert version.exit_code == 0 and version.stdout.startswith("lmech ")
