@@ -2,10 +2,12 @@
 # Each creates or reuses its environment; torch 2.13.0 (the CPU wheel) always goes in first.
 #
 #   make bench-ensemble          ensemble trainer vs a sequential torch loop    (.venv)
+#                                (ARGS="--regimes microcosm,compute-bound,transformer,cnn")
 #   make bench-ntk               eNTK: lmech vs per-sample loop and vmap(jacrev) (.venv)
 #   make bench-functional-ensemble  functional ensemble (when the script exists) (.venv)
 #   make bench-sharpness         lmech vs PyHessian 0.1                          (.venv-bench)
 #   make bench-weight-spectrum   lmech vs WeightWatcher 0.7.5                    (.venv-bench)
+#   make bench-jax-peer          ensemble trainer vs JAX (jit/vmap/scan), 1 core  (.venv-jax)
 #   make bench                   all of the above, one after another
 #
 # Script arguments go in ARGS, e.g. `make bench-ensemble ARGS="--ks 8 --steps-scale 0.1"`.
@@ -76,6 +78,26 @@ bench-sharpness: $(BENCH_VENV)/.req-sharpness
 
 bench-weight-spectrum: $(BENCH_VENV)/.req-weight-spectrum
 	$(BENCH_BIN)/python bench/weight_spectrum.py $(ARGS)
+
+# --- lmech vs JAX: its own .venv-jax (torch first, lmech, then jax under the torch constraint) ---
+JAX_VENV := .venv-jax
+JAX_BIN := $(JAX_VENV)/bin
+JAX_CONSTRAINTS := $(JAX_VENV)/constraints.txt
+# the core both sides are pinned to (taskset, where it exists, and the script itself)
+JAX_CPU ?= $(shell echo $$(( $$(nproc 2>/dev/null || echo 1) - 1 )))
+
+$(JAX_VENV)/.req-jax: bench/requirements-jax.txt pyproject.toml
+	test -x $(JAX_BIN)/python || $(PYTHON) -m venv $(JAX_VENV)
+	echo "$(TORCH)" > $(JAX_CONSTRAINTS)
+	$(JAX_BIN)/python -m pip install $(PIP_FLAGS) $(TORCH)
+	$(JAX_BIN)/python -m pip install $(PIP_FLAGS) -c $(JAX_CONSTRAINTS) -e .
+	$(JAX_BIN)/python -m pip install $(PIP_FLAGS) -c $(JAX_CONSTRAINTS) -r bench/requirements-jax.txt
+	$(JAX_BIN)/python -c "import torch; assert torch.__version__.startswith('2.13.0'), torch.__version__"
+	touch $@
+
+.PHONY: bench-jax-peer
+bench-jax-peer: $(JAX_VENV)/.req-jax
+	$(if $(shell command -v taskset),taskset -c $(JAX_CPU)) $(JAX_BIN)/python bench/jax_peer.py $(ARGS)
 
 # All benchmarks, one at a time (ARGS, if given, goes to each).
 bench:
