@@ -170,7 +170,7 @@ def atlas(
             if not as_json:
                 v = verdicts[-1]
                 stderr.print(f"{v.name}: {'PASS' if v.passed else 'FAIL'} ({v.seconds:.1f} s)")
-        page = write_report(verdicts, report)
+        page = write_report(verdicts, report, store=store.root, fast=fast)
     if as_json:
         _emit_json({"passed": all(v.passed for v in verdicts), "report": str(page),
                     "verdicts": [v.to_json() for v in verdicts]})
@@ -394,13 +394,12 @@ def report(
     as_json: JsonFlag = False,
 ):
     """Render the HTML report again from the last atlas verdicts saved in --out (exit 1 if a verdict failed)."""
-    from lmech.report import load_verdicts, print_scorecard, write_report
+    from lmech.report import print_scorecard, rerender_report
 
     with _user_errors():
         if not (out / "verdicts.json").is_file():
             raise InputError(f"no verdicts in {out}: run `lmech atlas` first")
-        verdicts = load_verdicts(out)
-        page = write_report(verdicts, out)
+        verdicts, page = rerender_report(out)
     if as_json:
         _emit_json({"passed": all(v.passed for v in verdicts), "report": str(page),
                     "verdicts": [v.to_json() for v in verdicts]})

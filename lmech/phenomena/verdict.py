@@ -2,6 +2,7 @@
 
 import io
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,6 +15,8 @@ class Comparison:
     """Prediction beside measurement, with the error metric, its tolerance and the outcome.
 
     passed must be computed from error and tolerance (and any stated sub-checks listed in details).
+    direction: "<=" when error must be at most the tolerance, ">=" when at least; None (the default)
+    reads it from the metric's words ("... must be >= tolerance") and otherwise means "<=".
     """
 
     prediction: str
@@ -23,6 +26,22 @@ class Comparison:
     tolerance: float
     passed: bool
     details: dict[str, Any] = field(default_factory=dict)
+    direction: str | None = None
+
+    @property
+    def at_least(self) -> bool:
+        """True when the error must reach the tolerance from above (error >= tolerance)."""
+        if self.direction is not None:
+            return self.direction == ">="
+        return bool(re.search(r"(>=|≥|at least)\s*(the\s+)?tolerance", self.metric))
+
+    @property
+    def passes_when(self) -> str:
+        """The pass rule in words, derived from metric, tolerance, direction and the boolean sub-checks."""
+        metric = re.sub(r",?\s*must be\s*(>=|<=|≥|≤)\s*tolerance", "", self.metric).strip() or "error"
+        rule = f"{metric} {'≥' if self.at_least else '≤'} {self.tolerance:.3g}"
+        checks = [str(key).replace("_", " ") for key, value in self.details.items() if isinstance(value, bool)]
+        return rule + ("; and true: " + ", ".join(checks) if checks else "")
 
 
 @dataclass(frozen=True)
@@ -48,6 +67,7 @@ class Verdict:
             "name": self.name, "claim": self.claim, "formula": self.formula, "source": self.source,
             "prediction": c.prediction, "measurement": c.measurement, "metric": c.metric,
             "error": clean(c.error), "tolerance": c.tolerance, "passed": c.passed,
+            "direction": "<=" if not c.at_least else ">=", "passes_when": c.passes_when,
             "seconds": round(self.seconds, 2), "details": c.details,
         }
 
