@@ -409,6 +409,29 @@ def report(
     raise typer.Exit(0 if all(v.passed for v in verdicts) else 1)
 
 
+@app.command()
+def serve(
+    out: Annotated[Path, typer.Option("--out", help="report directory")] = Path("lmech-report"),
+    host: Annotated[str, typer.Option("--host", help="address to listen on (loopback only unless --allow-remote)")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="port (0: a free one)")] = 8000,
+    allow_remote: Annotated[bool, typer.Option("--allow-remote", help="allow a --host other machines can reach")] = False,
+):
+    """Serve the report folder read-only over HTTP (on this machine only by default) until Ctrl-C."""
+    from lmech.report.serve import check_host, make_server
+
+    with _user_errors():
+        check_host(host, allow_remote)
+        server = make_server(out, host, port)
+    shown = f"[{host.strip('[]')}]" if ":" in host else host
+    stderr.print(f"serving {out} at http://{shown}:{server.server_address[1]}/ (Ctrl-C to stop)", markup=False)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
 @fit_app.command("scaling")
 def fit_scaling(
     csv: Annotated[Path, typer.Argument(help="CSV with model size, data size and loss columns")],
