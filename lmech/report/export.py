@@ -14,6 +14,7 @@ import contextlib
 import csv
 import json
 import os
+import sys
 from datetime import datetime
 from pathlib import Path
 
@@ -203,15 +204,23 @@ def _wandb(store, out: Path, columns, runs, rows) -> None:
     out.mkdir(parents=True, exist_ok=True)
     settings = wandb.Settings(console="off", silent=True, x_disable_stats=True, x_disable_meta=True,
                               save_code=False, disable_git=True)
-    for run_id, run in runs.items():
-        wrun = wandb.init(mode="offline", dir=str(out), project="lmech", id=run_id,
-                          name=run_id, group=run.get("sweep"), config=_spec_fields(store.spec(run_id)),
-                          settings=settings)
-        try:
-            steps: dict[int, dict] = {}
-            for step, name, value in grouped.get(run_id, []):
-                steps.setdefault(step, {})[name] = value
-            for step in sorted(steps):
-                wrun.log(steps[step], step=step)
-        finally:
-            wrun.finish()
+    hook = sys.excepthook
+    try:
+        for run_id, run in runs.items():
+            _wandb_run(wandb, store, out, settings, run_id, run, grouped.get(run_id, []))
+    finally:
+        wandb.teardown()  # stops wandb's service process
+        sys.excepthook = hook  # wandb.init replaces it
+
+
+def _wandb_run(wandb, store, out: Path, settings, run_id: str, run: dict, rows) -> None:
+    wrun = wandb.init(mode="offline", dir=str(out), project="lmech", id=run_id, name=run_id,
+                      group=run.get("sweep"), config=_spec_fields(store.spec(run_id)), settings=settings)
+    try:
+        steps: dict[int, dict] = {}
+        for step, name, value in rows:
+            steps.setdefault(step, {})[name] = value
+        for step in sorted(steps):
+            wrun.log(steps[step], step=step)
+    finally:
+        wrun.finish()

@@ -160,7 +160,7 @@ def test_wandb_offline_runs_read_back_exactly(store, tmp_path):
             for item in record.history.item:
                 key = item.key or "/".join(item.nested_key)
                 if not key.startswith("_"):
-                    read[(run_id, record.history.step.num, key)] = json.loads(item.value_json, parse_int=float)  # keeps -0
+                    read[(run_id, record.history.step.num, key)] = json.loads(item.value_json, parse_int=float)  # -0
     assert sorted(seen) == store.run_ids()
     _assert_equal_metrics(read, store)
 
