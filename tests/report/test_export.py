@@ -90,6 +90,23 @@ def test_tensorboard_event_files_read_back_exactly(store, tmp_path):
     _assert_equal_metrics(read, store)
 
 
+def test_tensorboard_scalars_dashboard_sees_the_same_values(store, tmp_path):
+    """TensorBoard's own data provider (what its scalars dashboard reads) gets the exact values."""
+    pytest.importorskip("tensorboard")
+    from tensorboard import context
+    from tensorboard.backend.event_processing import data_provider, plugin_event_multiplexer
+
+    export_store(store, "tensorboard", tmp_path / "tb")
+    multiplexer = plugin_event_multiplexer.EventMultiplexer()
+    multiplexer.AddRunsFromDirectory(str(tmp_path / "tb"))
+    multiplexer.Reload()
+    provider = data_provider.MultiplexerDataProvider(multiplexer, str(tmp_path / "tb"))
+    scalars = provider.read_scalars(context.RequestContext(), experiment_id="", plugin_name="scalars",
+                                    downsample=10_000)
+    _assert_equal_metrics({(run, point.step, tag): point.value for run, tags in scalars.items()
+                           for tag, points in tags.items() for point in points}, store)
+
+
 def test_mlflow_file_store_reads_back_exactly(store, tmp_path, monkeypatch):
     pytest.importorskip("mlflow")
     from mlflow.tracking import MlflowClient
