@@ -150,7 +150,8 @@ def atlas(
     fast: Annotated[bool, typer.Option("--fast", help="small sizes: each phenomenon in <= 90 s")] = False,
     resume: Annotated[bool, typer.Option("--resume", help="reuse the runs of the newest earlier atlas")] = False,
     runs: RunsDir = Path("lmech-runs"),
-    report: Annotated[Path, typer.Option("--report", help="HTML report directory")] = Path("lmech-report"),
+    report: Annotated[Path, typer.Option("--report", help="reports folder: this run's report is kept in "
+                                         "<folder>/<store name>/; <folder>/index.html shows the newest and lists all")] = Path("lmech-report"),
     workers: Annotated[int, typer.Option(help="worker processes for phenomena with several ensemble jobs")] = 2,
     as_json: JsonFlag = False,
 ):
@@ -393,7 +394,8 @@ def report(
     out: Annotated[Path, typer.Option("--out", help="report directory")] = Path("lmech-report"),
     as_json: JsonFlag = False,
 ):
-    """Render the HTML report again from the last atlas verdicts saved in --out (exit 1 if a verdict failed)."""
+    """Render the HTML report again from the verdicts saved in --out, the reports folder (its newest report) or
+    one kept report folder in it (exit 1 if a verdict failed)."""
     from lmech.report import print_scorecard, rerender_report
 
     with _user_errors():
