@@ -7,7 +7,7 @@ Regimes (--regimes; the default runs the first two, issue #2):
                 (vocab 64, sequences of 32 tokens), minibatch 16, AdamW (lr 1e-3, weight decay
                 0.01), 60 steps; K = 8, 32 by default
   cnn           lmech 1-D CNN (2 convs of 32 channels, kernel 3, max pooling) on mnist1d (N, 40),
-                minibatch 32, SGD (lr 0.05, momentum 0.9), 300 steps; K = 8, 32 by default
+                minibatch 32, SGD (lr 0.02, momentum 0.9), 300 steps; K = 8, 32 by default
 
 For K = 8, 64, 256 runs (different seeds), the ensemble trains all K at once; the
 baseline trains K ordinary nn.Sequential models one after another with torch.optim.SGD,
@@ -33,12 +33,28 @@ loop collapses when another process holds a core (small ops wait for the second 
 inflates the speed-up; trust numbers from a quiet machine (load < 2 on 2 CPUs).
 Weights are compared per member as one flattened vector: relative difference
 |theta_ens - theta_seq| / |theta_seq| (float32, different summation orders). Exit 1 unless the
-median sampled member is within 1e-5 and at most a quarter of them beyond 1e-4: at a kink (a
+median sampled member is within 1e-4 and at most a quarter of them beyond 1e-3: at a kink (a
 ReLU pre-activation or a max-pooling window whose two largest entries are within rounding) a
-member's gradient can change discontinuously, and that member splits off for good. Measured
-(cnn, lr 0.05, 4 members): 1e-7 to 6e-7 after 300 steps with momentum 0.9; without momentum one
-member at 4.5e-4 after 30 steps and two at 3.5e-3 and 5e-3 after 300, the rest 2e-7; at K = 8,
-300 steps, one member reached 3.9e-2. The transformer (GELU, no kinks): at most 1.7e-5.
+member's gradient can change discontinuously, and that member splits off for good; the larger
+the learning rate, the more often. Measured (cnn, 8 members, 300 steps, 2 threads): lr 0.02
+with momentum 0.9 (the regime) 2e-7 to 3e-7 every member; lr 0.05 with momentum 0.9 four of
+eight split (3e-4 to 4e-2, the rest 4e-7 to 7e-7), all still 2e-7 to 4e-7 after 100 steps;
+lr 0.1 without momentum two split (4e-3, 1e-2). The transformer (GELU, no kinks, but Adam divides by
+sqrt(v) and so magnifies rounding in small gradients): every member 1.7e-5 after 60 steps.
+
+Measured 2026-12-01, transformer and cnn (2 CPUs shared with other jobs, load average 2-5;
+medians of 3 rounds):
+  1 thread   transformer K=8 1.2x, K=32 1.3x (16.6 s vs 21.2 s; ensemble 39 GFLOP/s, 276 ms a step)
+             cnn         K=8 1.5x, K=32 1.7x (8.8 s vs 14.9 s; 29 ms a step)
+  2 threads  transformer K=8 1.4x-3.5x, K=32 1.5x-1.6x (ensemble 18.5-19.7 s: 310-330 ms a step)
+             cnn         K=8 4.1x, K=32 10.0x: NOT the ensemble's merit: the sequential loop took 205 s
+             (14x its 1-thread time) because its 2-thread small ops wait for a core another job holds.
+  The 1-thread numbers match the raw vmap step (bench/functional_ensemble.py: 1.3x, 1.8x), so the
+  trainer (data, modules, minibatch gather, optimizer, checks) adds little: in the transformer
+  step optimizer_step (AdamW over 3.5M floats, memory-bound) is 17 of 276 ms, in the cnn 0.4 of
+  29 ms; the rest is losses_and_grads. What limits them, see bench/functional_ensemble.py:
+  transformer bmm at ~60% of peak plus memory-bound elementwise work; cnn max_pool2d_with_indices
+  and oneDNN grouped-convolution backward, about as costly per element as in the loop.
 
 Run: make bench-ensemble [ARGS="--ks 8,64 --steps-scale 0.1"]  (the defaults, K up to 256, run for many minutes on 2 cores)
      make bench-ensemble ARGS="--regimes transformer,cnn"
@@ -81,12 +97,12 @@ ARCHITECTURES = {
     "cnn": dict(
         task=Mnist1dSpec(),
         model=CNNSpec(dim=1, width=32, depth=2, kernel_size=3, pool="max"),
-        optimizer=OptimizerSpec(name="sgd", lr=0.05, momentum=0.9, batch_size=32),
+        optimizer=OptimizerSpec(name="sgd", lr=0.02, momentum=0.9, batch_size=32),
         steps=300, ks="8,32"),
 }
 # relative, per member, all parameters as one vector (float32): the median sampled member within
 # MEDIAN_TOLERANCE, at most a quarter of them beyond SPLIT_TOLERANCE (see the docstring)
-MEDIAN_TOLERANCE, SPLIT_TOLERANCE = 1e-5, 1e-4
+MEDIAN_TOLERANCE, SPLIT_TOLERANCE = 1e-4, 1e-3
 
 
 def matmul_peak(threads: int, size: int = 1536, repeats: int = 8) -> float:
