@@ -21,8 +21,13 @@ __all__ = ["OptimizerSpec", "ObserveSpec", "RunSpec", "SweepSpec", "run_id", "ex
            "ENSEMBLE_SCALARS", "group_key"]
 
 
+# Upper bounds that fit one machine; a spec past them is refused when it is loaded.
+MAX_STEPS = 10_000_000
+MAX_SWEEP_RUNS = 10_000
+
+
 class _Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 class OptimizerSpec(_Spec):
@@ -44,8 +49,8 @@ class ObserveSpec(BaseModel):
     Any other keys are the observable's own options (e.g. k for sharpness)."""
 
     model_config = ConfigDict(extra="allow", frozen=True)
-    every: Literal["log"] | Annotated[int, Field(strict=True, ge=1)] = "log"
-    count: int = Field(30, ge=1, strict=True, description="number of log-spaced steps when every='log'")
+    every: Literal["log"] | Annotated[int, Field(strict=True, ge=1, le=MAX_STEPS)] = "log"
+    count: int = Field(30, ge=1, le=10_000, strict=True, description="number of log-spaced steps when every='log'")
 
     def options(self) -> dict[str, Any]:
         return dict(self.model_extra or {})
@@ -59,9 +64,9 @@ class RunSpec(_Spec):
     task: TaskSpec = Field(default_factory=DigitsSpec)
     model: RunModelSpec = Field(default_factory=ModelSpec)
     optimizer: OptimizerSpec = Field(default_factory=OptimizerSpec)
-    steps: int = Field(200, ge=0)
-    seed: int = Field(0, description="initialization and minibatch order")
-    data_seed: int | None = Field(0, description="data draw; None: use the run seed")
+    steps: int = Field(200, ge=0, le=MAX_STEPS)
+    seed: int = Field(0, ge=-(2**63), lt=2**63, description="initialization and minibatch order")
+    data_seed: int | None = Field(0, ge=-(2**63), lt=2**63, description="data draw; None: use the run seed")
     device: Literal["cpu", "cuda", "auto"] = Field("cpu", description="where the ensemble trains; auto: cuda if available")
     loss: Literal["half_sse", "mse", "cross_entropy"] | None = Field(None, description="None: the task's own loss; half_sse = 0.5 * sum over outputs, mse = torch mse_loss (mean over elements)")
     observe: dict[str, ObserveSpec] = Field(default_factory=_default_observe)
@@ -74,17 +79,24 @@ class RunSpec(_Spec):
 class SweepSpec(RunSpec):
     """A base run plus sweep axes, e.g. {"optimizer.lr": [0.1, 0.2], "seed": [0, 1, 2]}."""
 
-    name: str = "sweep"
+    name: str = Field("sweep", min_length=1, max_length=200)
     sweep: dict[str, list[Any]] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _axes_exist(self):
+        size = 1
+        for path, values in self.sweep.items():
+            if not values:
+                raise ValueError(f"sweep axis '{path[:80]}' has no values")
+            size *= len(values)
+        if size > MAX_SWEEP_RUNS:
+            raise ValueError(f"the sweep expands to {size} runs, more than the limit of {MAX_SWEEP_RUNS}")
         base = self.model_dump(exclude={"name", "sweep"})
         for path in self.sweep:
             node = base
             for part in path.split("."):
                 if not isinstance(node, dict) or part not in node:
-                    raise ValueError(f"sweep axis '{path}' is not a field of the run spec")
+                    raise ValueError(f"sweep axis '{path[:80]}' is not a field of the run spec")
                 node = node[part]
         return self
 

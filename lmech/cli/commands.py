@@ -7,7 +7,6 @@ import contextlib
 import json
 import math
 import os
-import re
 import sys
 import time
 from pathlib import Path
@@ -19,6 +18,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from lmech.cli.spec_input import MAX_DEPTH, excerpt, load_spec_text, read_spec_file, shorten
 from lmech.errors import InputError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -46,7 +46,7 @@ stdout = Console() if sys.stdout.isatty() else Console(width=160)
 
 
 def _error_line(message: str) -> None:
-    sys.stderr.write(f"error: {message}\n")
+    sys.stderr.write(f"error: {shorten(message, 1000)}\n")  # a message quoting input stays one short line
 
 RunsDir = Annotated[Path, typer.Option("--runs", help="store directory")]
 JsonFlag = Annotated[bool, typer.Option("--json", help="print one JSON object on stdout")]
@@ -58,8 +58,8 @@ def _validation_line(error: ValidationError) -> str:
     for e in error.errors()[:3]:
         where = ".".join(str(p) for p in e["loc"]) or "spec"
         got = e.get("input")
-        shown = f" (got {got!r})" if got is not None and not isinstance(got, dict) else ""
-        parts.append(f"{where}: {e['msg']}{shown}")
+        shown = f" (got {excerpt(got)})" if got is not None and not isinstance(got, dict) else ""
+        parts.append(f"{shorten(where, 100)}: {shorten(e['msg'], 200)}{shown}")
     return "invalid spec: " + "; ".join(parts)
 
 
@@ -77,19 +77,19 @@ def _user_errors():
         raise typer.Exit(2) from None
 
 
-_EXPONENT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
-
-
 def _parse_sets(sets: list[str] | None) -> dict[str, object]:
+    """{dotted key: YAML value} of `--set key=value` items, read within the spec-file limits
+    (`lmech.cli.spec_input`; 1e-6 and 1e3 are numbers there, not the strings of YAML 1.1)."""
     out = {}
     for item in sets or []:
         if "=" not in item:
-            raise InputError(f"--set expects key=value, got '{item}'")
+            raise InputError(f"--set expects key=value, got {excerpt(item)}")
         key, value = item.split("=", 1)
-        parsed = yaml.safe_load(value)
-        if isinstance(parsed, str) and _EXPONENT.fullmatch(parsed.strip()):
-            parsed = float(parsed)  # YAML 1.1 reads 1e-6 (no dot) as a string; people mean a number
-        out[key.strip()] = parsed
+        key = key.strip()
+        if not key or len(key) > 200 or key.count(".") >= MAX_DEPTH:
+            raise InputError(f"--set key {excerpt(key)} must be a dotted field path of at most 200 characters "
+                             f"and {MAX_DEPTH} parts")
+        out[key] = load_spec_text(value, f"--set {key}")
     return out
 
 
@@ -209,16 +209,7 @@ def run(
 def _load_sweep(path: Path | None, sets: dict[str, object]):
     from lmech.spec import SweepSpec, set_field
 
-    tree: dict = {}
-    if path is not None:
-        if not path.is_file():
-            raise InputError(f"spec file not found: {path}")
-        try:
-            tree = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as error:
-            raise InputError(f"{path} is not valid YAML: {str(error).splitlines()[0]}") from None
-        if not isinstance(tree, dict):
-            raise InputError(f"{path} must hold a mapping of spec fields")
+    tree: dict = {} if path is None else read_spec_file(path)  # size, depth, alias and empty-file limits
     for key, value in sets.items():
         try:
             set_field(tree, key, value, create=True)
@@ -234,9 +225,13 @@ def sweep(
     runs: RunsDir = Path("lmech-runs"),
     executor: Annotated[str, typer.Option(help="local | process")] = "local",
     workers: Annotated[int, typer.Option(help="processes for --executor process")] = 2,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="validate and expand the sweep; list its runs, "
+                                          "train nothing")] = False,
     as_json: JsonFlag = False,
 ):
     """Train a sweep of your own; finished runs are skipped, so rerunning resumes."""
+    from rich.markup import escape  # the sweep's name is user text: never rich markup
+
     from lmech.engine import execute
     from lmech.spec import expand_sweep
     from lmech.store import Store
@@ -247,7 +242,10 @@ def sweep(
         sweep_spec = _load_sweep(spec, _parse_sets(sets))
         specs = expand_sweep(sweep_spec)
         store = Store(runs)
-        with _progress(f"sweep {sweep_spec.name}", enabled=not as_json) as progress:
+        if dry_run:
+            _print_plan(specs, store, as_json)
+            return
+        with _progress(f"sweep {escape(sweep_spec.name)}", enabled=not as_json) as progress:
             outcome = execute(specs, store, executor=executor, workers=workers, progress=progress,
                               sweep=sweep_spec.name)
     rows = [_run_row(store, run_id) for run_id in outcome.run_ids]
@@ -258,6 +256,26 @@ def sweep(
         stdout.print(_runs_table(rows))
         stdout.print(f"trained {outcome.trained}, skipped {outcome.skipped} (already in {runs}), "
                      f"diverged {outcome.diverged}, {outcome.seconds:.1f} s")
+
+
+def _print_plan(specs, store, as_json: bool) -> None:
+    """`sweep --dry-run`: the runs a sweep expands to, each new or already in the store; nothing is written."""
+    rows = []
+    for spec in specs:
+        tree, run_id = spec.model_dump(mode="json"), spec.id
+        rows.append({"run_id": run_id, "status": "done" if store.has(run_id) else "new",
+                     "task": tree["task"]["name"], "model": _model_label(tree["model"]),
+                     "optimizer": f"{tree['optimizer']['name']} lr={tree['optimizer']['lr']:g}",
+                     "seed": tree["seed"], "steps": tree["steps"]})
+    new = sum(row["status"] == "new" for row in rows)
+    if as_json:
+        _emit_json({"dry_run": True, "new": new, "done": len(rows) - new, "runs": rows})
+        return
+    from rich.markup import escape
+
+    stdout.print(_runs_table([dict(row, train_loss="-", test_loss="-") for row in rows]))
+    stdout.print(f"dry run: {len(rows)} runs, {new} to train, {len(rows) - new} already in "
+                 f"{escape(str(store.root))}; nothing trained")
 
 
 def _model_label(model: dict) -> str:
@@ -434,6 +452,19 @@ def serve(
         server.server_close()
 
 
+MIN_BOOTSTRAP, MAX_BOOTSTRAP = 10, 100_000
+
+
+def _check_fit_options(bootstrap: int, name: str, points: list[float], largest: float) -> None:
+    """`lmech fit` options in range: enough bootstrap resamples for an interval, few enough to finish,
+    and forecast points or budgets finite, > 0 and at most `largest` (past it the law overflows)."""
+    if not MIN_BOOTSTRAP <= bootstrap <= MAX_BOOTSTRAP:
+        raise InputError(f"--bootstrap must be between {MIN_BOOTSTRAP} and {MAX_BOOTSTRAP} resamples, got {bootstrap}")
+    for value in points:
+        if not (math.isfinite(value) and 0 < value <= largest):
+            raise InputError(f"{name} {value:g} must be a finite number > 0 and at most {largest:g}")
+
+
 @fit_app.command("scaling")
 def fit_scaling(
     csv: Annotated[Path, typer.Argument(help="CSV with model size, data size and loss columns")],
@@ -452,6 +483,7 @@ def fit_scaling(
     from lmech.cli.fit_commands import fit_scaling_csv, print_scaling_fit, scaling_figure
 
     with _user_errors():
+        _check_fit_options(bootstrap, "--budget", budget or [], 1e40)
         with _spinner(f"fitting with {bootstrap} bootstrap resamples", enabled=not as_json):
             result = fit_scaling_csv(csv, n_col, d_col, loss_col, budget or [], law=law, bootstrap=bootstrap)
         result["figure"] = str(scaling_figure(csv, figure, result, n_col, d_col, loss_col))
@@ -475,6 +507,7 @@ def fit_curve(
     from lmech.cli.fit_commands import curve_figure, fit_curve_csv, print_curve_fit
 
     with _user_errors():
+        _check_fit_options(bootstrap, "--at", at or [], 1e30)
         with _spinner(f"fitting with {bootstrap} bootstrap resamples", enabled=not as_json):
             result = fit_curve_csv(csv, x, y, at or [], bootstrap=bootstrap)
         result["figure"] = str(curve_figure(csv, figure, result, x, y))

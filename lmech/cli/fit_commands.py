@@ -25,37 +25,81 @@ __all__ = ["curve_figure", "fit_curve_csv", "fit_scaling_csv", "print_curve_fit"
            "scaling_figure"]
 
 
+MAX_CSV_BYTES = 64 << 20  # 64 MiB
+MAX_ROWS = 1_000_000
+MAX_NUMBER_CHARS = 400  # a cell of a numeric column (a double written out in full has at most 309 digits)
+
+
 def read_columns(path: str | Path, columns: Sequence[str]) -> dict[str, np.ndarray]:
     """Read the named columns of a CSV with a header row as positive float64 arrays.
 
-    Raises ``InputError`` (one line) for a missing file, an empty file, a
-    missing column (listing the available ones), or a cell that is empty,
-    non-numeric, non-finite or ``<= 0`` (naming column and data row, 1-based).
+    Raises ``InputError`` (one line) for a missing, empty, oversized (``MAX_CSV_BYTES``, ``MAX_ROWS``)
+    or non-UTF-8 file, a missing or repeated column (listing the available ones), a row whose
+    field count differs from the header's (naming the line: ``642,1,5`` under ``step,loss`` is a
+    decimal comma, never the loss 1), or a cell that is empty, longer than ``MAX_NUMBER_CHARS``,
+    non-numeric, non-finite or ``<= 0`` (naming column and data row, 1-based). Blank lines are skipped.
     """
     p = Path(path)
     if not p.is_file():
         raise InputError(f"file not found: {p}")
-    with p.open(newline="") as fh:
-        reader = csv.DictReader(fh)
-        header = [h.strip() for h in (reader.fieldnames or [])]
-        if not header:
-            raise InputError(f"{p} is empty (expected a header row)")
-        missing = [c for c in columns if c not in header]
-        if missing:
-            raise InputError(f"column '{missing[0]}' not found in {p}; available: {', '.join(header)}")
-        reader.fieldnames = header
-        out: dict[str, list[float]] = {c: [] for c in columns}
-        for i, row in enumerate(reader, start=1):
-            for c in columns:
-                raw = (row.get(c) or "").strip()
-                try:
-                    v = float(raw)
-                except ValueError:
-                    raise InputError(f"column '{c}' row {i}: {raw!r} is not a number") from None
-                if not math.isfinite(v) or v <= 0:
-                    raise InputError(f"column '{c}' row {i}: value {raw} must be finite and > 0")
-                out[c].append(v)
+    if p.stat().st_size > MAX_CSV_BYTES:
+        raise InputError(f"{p} is larger than the limit of {MAX_CSV_BYTES >> 20} MiB for a CSV")
+    with p.open(newline="", encoding="utf-8-sig") as fh:
+        reader = csv.reader(fh)
+        try:
+            return _read_rows(p, reader, columns)
+        except UnicodeDecodeError:
+            raise InputError(f"{p} is not UTF-8 text (near line {reader.line_num + 1})") from None
+        except csv.Error as error:  # a field past csv's size limit, a stray quote
+            raise InputError(f"{p} line {reader.line_num}: {str(error)[:100]}") from None
+
+
+def _read_rows(p: Path, reader, columns: Sequence[str]) -> dict[str, np.ndarray]:
+    header = [h.strip() for h in next(reader, [])]
+    if not any(header):
+        raise InputError(f"{p} is empty (expected a header row)")
+    shown = ", ".join(h[:40] for h in header[:20]) + (", ..." if len(header) > 20 else "")
+    for c in columns:
+        if c not in header:
+            raise InputError(f"column '{c}' not found in {p}; available: {shown}")
+        if header.count(c) > 1:
+            raise InputError(f"column '{c}' appears {header.count(c)} times in the header of {p}")
+    where = {c: header.index(c) for c in columns}
+    out: dict[str, list[float]] = {c: [] for c in columns}
+    i = 0
+    for row in reader:
+        if not row or (len(row) == 1 and not row[0].strip()):
+            continue  # a blank line
+        if len(row) != len(header):
+            raise InputError(f"{p} line {reader.line_num}: {len(row)} fields, the header has {len(header)} "
+                             "(a decimal comma? write 1.5, and quote text that holds commas)")
+        i += 1
+        if i > MAX_ROWS:
+            raise InputError(f"{p} has more than {MAX_ROWS} data rows (the limit); thin it first")
+        for c in columns:
+            raw = row[where[c]].strip()
+            if len(raw) > MAX_NUMBER_CHARS:
+                raise InputError(f"column '{c}' row {i}: a cell of {len(raw)} characters is not a number")
+            try:
+                v = float(raw)
+            except ValueError:
+                raise InputError(f"column '{c}' row {i}: {raw!r} is not a number") from None
+            if not math.isfinite(v) or v <= 0:
+                raise InputError(f"column '{c}' row {i}: value {raw} must be finite and > 0")
+            out[c].append(v)
     return {c: np.asarray(v, dtype=np.float64) for c, v in out.items()}
+
+
+def _check_finite(fit, names: Sequence[str], bootstrap: int) -> None:
+    """Refuse a fit whose estimates or bootstrap intervals are not finite numbers (one line, exit 2)."""
+    bad = [k for k in names if not math.isfinite(getattr(fit, k))]
+    if bad:
+        raise InputError(f"the fit's {', '.join(bad)} came out non-finite: the data cannot identify the law")
+    if bootstrap > 0:
+        bad = [k for k in names if k not in fit.intervals or not all(map(math.isfinite, fit.intervals[k]))]
+        if bad:
+            raise InputError(f"the bootstrap intervals of {', '.join(bad)} are not finite numbers: the resamples "
+                             "cannot identify the law (too few distinct points?)")
 
 
 def _interval_dict(intervals: dict[str, tuple[float, float]]) -> dict[str, list[float]]:
@@ -74,6 +118,8 @@ def _allocation_rows(fit, budgets: Sequence[float]) -> list[dict[str, float | No
         def bound(arr, j):
             return None if arr is None else float(arr[i, j])
 
+        if not all(math.isfinite(float(v)) for v in (alloc.n_opt[i], alloc.d_opt[i], alloc.loss[i])):
+            raise InputError(f"the allocation of budget {float(c):g} is not finite (the fitted law overflows there)")
         rows.append({"budget": float(c), "N_opt": float(alloc.n_opt[i]), "N_lo": bound(alloc.n_interval, 0),
                      "N_hi": bound(alloc.n_interval, 1), "D_opt": float(alloc.d_opt[i]),
                      "D_lo": bound(alloc.d_interval, 0), "D_hi": bound(alloc.d_interval, 1),
@@ -126,6 +172,7 @@ def fit_scaling_csv(
     cols = read_columns(path, [n_col, d_col, loss_col])
     fitter = fit_coupled_scaling_law if law == "coupled" else fit_scaling_law
     fit = fitter(cols[n_col], cols[d_col], cols[loss_col], bootstrap=bootstrap, level=level, seed=seed)
+    _check_finite(fit, LAWS[law], bootstrap)
     return {"law": law, **{k: getattr(fit, k) for k in LAWS[law]},
             "intervals": _interval_dict(fit.intervals), "allocation": _allocation_rows(fit, list(budgets)),
             "n_points": fit.n_points, "level": level}
@@ -151,12 +198,15 @@ def fit_curve_csv(
     """
     cols = read_columns(path, [x, y])
     fit = fit_power_law(cols[x], cols[y], bootstrap=bootstrap, level=level, seed=seed)
+    _check_finite(fit, ("E", "A", "alpha"), bootstrap)
     points = [float(a) for a in np.atleast_1d(np.asarray(at, dtype=np.float64))]
     forecast = []
     if points:
         fc = fit.forecast(points)
         for i, xv in enumerate(points):
             lo, hi = float(fc.lo[i]), float(fc.hi[i])
+            if not math.isfinite(float(fc.point[i])) or math.isinf(lo) or math.isinf(hi):
+                raise InputError(f"the forecast at {xv:g} is not a finite number (the fitted law overflows there)")
             forecast.append({"x": xv, "loss": float(fc.point[i]), "lo": None if math.isnan(lo) else lo,
                              "hi": None if math.isnan(hi) else hi})
     return {"E": fit.E, "A": fit.A, "alpha": fit.alpha, "intervals": _interval_dict(fit.intervals),

@@ -51,18 +51,18 @@ __all__ = ["CNNSpec", "CNN", "build_cnn", "cnn_lr_multipliers"]
 class CNNSpec(BaseModel):
     """A stack of same-padded convolutions with pooling and a linear readout."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
     kind: Literal["cnn"] = "cnn"
     dim: Literal[1, 2] = Field(1, description="1: sequences (N, [C,] L); 2: images (N, [C,] S1, S2) or (N, S*S)")
-    width: int = Field(32, ge=1, description="H, channels of every conv layer")
-    depth: int = Field(2, ge=1, description="number of conv layers")
-    kernel_size: int = Field(3, ge=1, description="odd kernel length (per spatial axis)")
+    width: int = Field(32, ge=1, le=16_384, description="H, channels of every conv layer")
+    depth: int = Field(2, ge=1, le=1024, description="number of conv layers")
+    kernel_size: int = Field(3, ge=1, le=1023, description="odd kernel length (per spatial axis)")
     pool: Literal["max", "avg", "none"] = "max"
-    pool_size: int = Field(2, ge=2)
+    pool_size: int = Field(2, ge=2, le=1024)
     activation: Literal["relu", "tanh", "gelu", "linear"] = "relu"
     bias: bool = True
     parameterization: Literal["sp", "ntk", "mup"] = "sp"
-    base_width: int = Field(32, ge=1, description="width at which muP equals SP")
+    base_width: int = Field(32, ge=1, le=16_384, description="width at which muP equals SP")
     zero_init_readout: bool | None = Field(None, description="None: True under muP, else False")
     output_multiplier: float = Field(1.0, description="multiplies the network output")
 

@@ -54,7 +54,7 @@ def check_factory_path(factory: str) -> str:
 class FactorySpec(BaseModel):
     """A user-defined nn.Module: `factory(**kwargs)` must return it."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
     kind: Literal["factory"] = "factory"
     factory: str = Field(description="'package.module:function', importable from sys.path or the current directory")
     kwargs: dict[str, JsonValue] = Field(default_factory=dict, description="keyword arguments of the factory")

@@ -59,6 +59,8 @@ AnyModelSpec = Annotated[
 
 def _kind_tag(value) -> str:
     kind = value.get("kind", "mlp") if isinstance(value, dict) else getattr(value, "kind", "mlp")
+    if not isinstance(kind, str):
+        return f"{kind!r:.40}"  # a tag no family has: pydantic names it in a one-line error
     return "mlp" if kind in ("mlp", "deep_linear") else kind
 
 

@@ -61,19 +61,19 @@ __all__ = ["LinearRecurrenceSpec", "LinearRecurrenceModel", "build_linear_recurr
 class LinearRecurrenceSpec(BaseModel):
     """Blocks of a diagonal linear recurrence and an MLP over token embeddings."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
     kind: Literal["linear_recurrence"] = "linear_recurrence"
-    width: int = Field(64, ge=1, description="H, the residual-stream width")
-    depth: int = Field(2, ge=0, description="number of blocks")
-    state_ratio: float = Field(1.0, gt=0, description="state size P = round(state_ratio * width)")
-    mlp_ratio: float = Field(4.0, ge=0, description="MLP hidden units = round(mlp_ratio * width); 0: no MLP")
-    vocab: int | None = Field(None, ge=1, description="V; None: the task's vocabulary size")
+    width: int = Field(64, ge=1, le=16_384, description="H, the residual-stream width")
+    depth: int = Field(2, ge=0, le=1024, description="number of blocks")
+    state_ratio: float = Field(1.0, gt=0, le=64, description="state size P = round(state_ratio * width)")
+    mlp_ratio: float = Field(4.0, ge=0, le=64, description="MLP hidden units = round(mlp_ratio * width); 0: no MLP")
+    vocab: int | None = Field(None, ge=1, le=65_536, description="V; None: the task's vocabulary size")
     a_min: float = Field(0.5, gt=0, lt=1, description="smallest initial decay")
     a_max: float = Field(0.99, gt=0, lt=1, description="largest initial decay")
     normalize_input: bool = Field(True, description="scale B x by gamma = sqrt(1 - a^2)")
     bias: bool = True
     parameterization: Literal["sp", "ntk", "mup"] = "sp"
-    base_width: int = Field(64, ge=1, description="width at which muP equals SP")
+    base_width: int = Field(64, ge=1, le=16_384, description="width at which muP equals SP")
     embedding_std: float = Field(1.0, ge=0, description="init std of the token embedding")
     zero_init_readout: bool | None = Field(None, description="None: True under muP, else False")
     output_multiplier: float = Field(1.0, description="multiplies the logits")

@@ -27,14 +27,14 @@ Activation = Literal["relu", "tanh", "gelu", "linear", "square"]
 class ModelSpec(BaseModel):
     """An MLP or deep linear network; the scalars init_scale and output_multiplier may vary inside an ensemble."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
     kind: Literal["mlp", "deep_linear"] = "mlp"
-    width: int = Field(64, ge=1, description="H, hidden units per layer")
-    depth: int = Field(2, ge=0, description="number of hidden layers (0: a linear model)")
+    width: int = Field(64, ge=1, le=16_384, description="H, hidden units per layer")
+    depth: int = Field(2, ge=0, le=1024, description="number of hidden layers (0: a linear model)")
     activation: Activation = "relu"
     bias: bool = True
     parameterization: Literal["sp", "ntk", "mup"] = "sp"
-    base_width: int = Field(64, ge=1, description="width at which muP equals SP")
+    base_width: int = Field(64, ge=1, le=16_384, description="width at which muP equals SP")
     init_scale: float = Field(1.0, ge=0, description="multiplies every initial weight")
     output_multiplier: float = Field(1.0, description="multiplies the network output")
     zero_init_readout: bool = False

@@ -55,18 +55,18 @@ __all__ = ["ResMLPSpec", "ResMLP", "build_resmlp", "resmlp_lr_multipliers"]
 class ResMLPSpec(BaseModel):
     """A residual MLP: input layer, `depth` residual blocks, linear readout."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
     kind: Literal["resmlp"] = "resmlp"
-    width: int = Field(64, ge=1, description="H, the residual-stream width")
-    depth: int = Field(4, ge=0, description="L, number of residual blocks")
-    block_depth: int = Field(1, ge=1, description="k, dense layers per branch")
+    width: int = Field(64, ge=1, le=16_384, description="H, the residual-stream width")
+    depth: int = Field(4, ge=0, le=1024, description="L, number of residual blocks")
+    block_depth: int = Field(1, ge=1, le=64, description="k, dense layers per branch")
     activation: Literal["relu", "tanh", "gelu", "linear", "abs"] = "relu"
     bias: bool = True
     parameterization: Literal["sp", "ntk", "mup"] = "sp"
-    base_width: int = Field(64, ge=1, description="width at which muP equals SP")
+    base_width: int = Field(64, ge=1, le=16_384, description="width at which muP equals SP")
     branch_multiplier: float = Field(1.0, description="a in alpha = a or a / sqrt(L / base_depth)")
     depth_scaling: Literal["none", "depth_mup"] = "none"
-    base_depth: int = Field(1, ge=1, description="depth at which depth_mup changes nothing")
+    base_depth: int = Field(1, ge=1, le=1024, description="depth at which depth_mup changes nothing")
     zero_init_readout: bool | None = Field(None, description="None: True under muP, else False")
     output_multiplier: float = Field(1.0, description="multiplies the network output")
 

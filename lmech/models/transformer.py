@@ -70,21 +70,21 @@ __all__ = ["TransformerSpec", "Transformer", "build_transformer", "transformer_l
 class TransformerSpec(BaseModel):
     """A decoder-only pre-LN transformer; sizes, parameterization and the output multiplier."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
     kind: Literal["transformer"] = "transformer"
-    width: int = Field(64, ge=1, description="H, the residual-stream width (d_model)")
-    heads: int = Field(4, ge=1, description="attention heads; d_head = width / heads")
-    depth: int = Field(2, ge=0, description="number of blocks")
-    context: int = Field(64, ge=1, description="longest sequence T (learned position table size)")
-    vocab: int | None = Field(None, ge=1, description="V; None: the task's vocabulary size")
-    mlp_ratio: float = Field(4.0, gt=0, description="MLP hidden units = round(mlp_ratio * width)")
+    width: int = Field(64, ge=1, le=16_384, description="H, the residual-stream width (d_model)")
+    heads: int = Field(4, ge=1, le=1024, description="attention heads; d_head = width / heads")
+    depth: int = Field(2, ge=0, le=1024, description="number of blocks")
+    context: int = Field(64, ge=1, le=65_536, description="longest sequence T (learned position table size)")
+    vocab: int | None = Field(None, ge=1, le=65_536, description="V; None: the task's vocabulary size")
+    mlp_ratio: float = Field(4.0, gt=0, le=64, description="MLP hidden units = round(mlp_ratio * width)")
     attention_only: bool = Field(False, description="blocks without MLPs")
     positions: Literal["learned", "rotary", "none"] = "learned"
     tie_embeddings: bool = Field(False, description="readout = token embedding transposed")
     bias: bool = Field(True, description="biases in dense layers and layer norms")
     dropout: float = Field(0.0, ge=0, lt=1, description="on attention probabilities and branch outputs")
     parameterization: Literal["sp", "ntk", "mup"] = "sp"
-    base_width: int = Field(64, ge=1, description="width at which muP equals SP")
+    base_width: int = Field(64, ge=1, le=16_384, description="width at which muP equals SP")
     embedding_std: float = Field(1.0, ge=0, description="init std of token and position embeddings")
     zero_init_query: bool | None = Field(None, description="None: True under muP, else False")
     zero_init_readout: bool | None = Field(None, description="None: True under muP (untied), else False")

@@ -19,14 +19,14 @@ __all__ = ["AssociativeRecallSpec", "make_associative_recall"]
 
 
 class AssociativeRecallSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
     name: Literal["associative_recall"] = "associative_recall"
-    vocab_size: int = Field(64, ge=4, description="V: 0 is blank, keys are 1..V/2-1, values V/2..V-1")
+    vocab_size: int = Field(64, ge=4, le=65_536, description="V: 0 is blank, keys are 1..V/2-1, values V/2..V-1")
     n_pairs: int = Field(8, ge=1, description="D key-value pairs per sequence (distinct keys, distinct values)")
     n_queries: int = Field(8, ge=1, description="Q of the D keys asked again (distinct), at most D")
-    seq_len: int = Field(64, ge=2, description="T, even; the first 2D tokens are the pairs")
-    n_train: int = Field(2048, ge=1)
-    n_test: int = Field(256, ge=1)
+    seq_len: int = Field(64, ge=2, le=65_536, description="T, even; the first 2D tokens are the pairs")
+    n_train: int = Field(2048, ge=1, le=10_000_000)
+    n_test: int = Field(256, ge=1, le=10_000_000)
 
     @model_validator(mode="after")
     def _fits(self):

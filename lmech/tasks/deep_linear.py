@@ -16,12 +16,12 @@ __all__ = ["DeepLinearSpec", "make_deep_linear"]
 
 
 class DeepLinearSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
     name: Literal["deep_linear"] = "deep_linear"
-    input_dim: int = Field(8, ge=1)
-    output_dim: int = Field(8, ge=1)
-    singular_values: tuple[float, ...] = (3.0, 2.0, 1.0, 0.5)
-    n_test: int = Field(256, ge=1)
+    input_dim: int = Field(8, ge=1, le=65_536)
+    output_dim: int = Field(8, ge=1, le=65_536)
+    singular_values: tuple[float, ...] = Field((3.0, 2.0, 1.0, 0.5), strict=False, max_length=65_536)  # lists from YAML
+    n_test: int = Field(256, ge=1, le=10_000_000)
 
 
 def _random_orthonormal(n: int, k: int, g: torch.Generator) -> torch.Tensor:

@@ -13,7 +13,7 @@ __all__ = ["DigitsSpec", "make_digits"]
 
 
 class DigitsSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
     name: Literal["digits"] = "digits"
     test_fraction: float = Field(0.25, ge=0.0, lt=1.0,
                                  description="held-out share; 0 trains on all 1,797 images")

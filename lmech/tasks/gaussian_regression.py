@@ -15,11 +15,11 @@ __all__ = ["GaussianRegressionSpec", "make_gaussian_regression"]
 
 
 class GaussianRegressionSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
     name: Literal["gaussian_regression"] = "gaussian_regression"
-    n_train: int = Field(100, ge=1)
-    n_test: int = Field(1000, ge=1)
-    input_dim: int = Field(50, ge=1, description="p, the number of features")
+    n_train: int = Field(100, ge=1, le=10_000_000)
+    n_test: int = Field(1000, ge=1, le=10_000_000)
+    input_dim: int = Field(50, ge=1, le=65_536, description="p, the number of features")
     noise: float = Field(0.5, ge=0, description="sigma, standard deviation of label noise")
     signal_norm: float = Field(1.0, ge=0, description="r = |beta|")
 

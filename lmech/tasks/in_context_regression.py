@@ -19,13 +19,13 @@ __all__ = ["InContextRegressionSpec", "make_in_context_regression", "bayes_predi
 
 
 class InContextRegressionSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
     name: Literal["in_context_regression"] = "in_context_regression"
-    input_dim: int = Field(8, ge=1, description="D; Garg et al. use 20")
-    n_points: int = Field(32, ge=1, description="T points per sequence")
+    input_dim: int = Field(8, ge=1, le=65_536, description="D; Garg et al. use 20")
+    n_points: int = Field(32, ge=1, le=65_536, description="T points per sequence")
     noise: float = Field(0.0, ge=0, description="sigma: y = w . x + sigma N(0, 1) (Garg et al.: 0)")
-    n_train: int = Field(4096, ge=1, description="training sequences")
-    n_test: int = Field(512, ge=1, description="test sequences")
+    n_train: int = Field(4096, ge=1, le=10_000_000, description="training sequences")
+    n_test: int = Field(512, ge=1, le=10_000_000, description="test sequences")
 
 
 def bayes_predictions(x: torch.Tensor, y: torch.Tensor, noise: float) -> torch.Tensor:

@@ -22,15 +22,15 @@ MAX_CONTEXTS = 4096  # V^k: the stationary distribution is a dense O((V^k)^3) so
 
 
 class MarkovLanguageSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
     name: Literal["markov_language"] = "markov_language"
-    vocab_size: int = Field(16, ge=2, description="V tokens")
-    order: int = Field(1, ge=1, description="k: the next token depends on the last k tokens")
+    vocab_size: int = Field(16, ge=2, le=65_536, description="V tokens")
+    order: int = Field(1, ge=1, le=64, description="k: the next token depends on the last k tokens")
     concentration: float = Field(1.0, gt=0, description="alpha of the symmetric Dirichlet each transition row is "
                                                           "drawn from: small alpha, peaked rows and low entropy")
-    seq_len: int = Field(64, ge=2, description="T tokens per input sequence")
-    n_train: int = Field(512, ge=1, description="training sequences")
-    n_test: int = Field(128, ge=1, description="test sequences")
+    seq_len: int = Field(64, ge=2, le=65_536, description="T tokens per input sequence")
+    n_train: int = Field(512, ge=1, le=10_000_000, description="training sequences")
+    n_test: int = Field(128, ge=1, le=10_000_000, description="test sequences")
 
     @model_validator(mode="after")
     def _contexts_fit(self):

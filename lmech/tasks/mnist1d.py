@@ -22,13 +22,13 @@ _TEMPLATE_LEN = 12
 
 
 class Mnist1dSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
     name: Literal["mnist1d"] = "mnist1d"
-    n_samples: int = Field(5000, ge=10, description="examples in all, a multiple of 10 (equal classes)")
+    n_samples: int = Field(5000, ge=10, le=10_000_000, description="examples in all, a multiple of 10 (equal classes)")
     train_fraction: float = Field(0.8, gt=0.0, lt=1.0)
-    padding: tuple[int, int] = Field((36, 60), description="zeros appended to a template: uniform integer in [lo, hi]")
+    padding: tuple[int, int] = Field((36, 60), strict=False, description="zeros appended to a template: uniform integer in [lo, hi]")
     scale_coeff: float = Field(0.4, ge=0, description="amplitude factor 1 + scale_coeff (u - 1/2)")
-    max_translation: int = Field(48, ge=1, description="circular shift uniform in [0, max_translation)")
+    max_translation: int = Field(48, ge=1, le=65_536, description="circular shift uniform in [0, max_translation)")
     corr_noise_scale: float = Field(0.25, ge=0, description="std of the smoothed noise filling the padding")
     iid_noise_scale: float = Field(2e-2, ge=0, description="std of white noise added everywhere")
     shear_scale: float = Field(0.75, ge=0, description="linear ramp of slope shear_scale (u - 1/2) subtracted")
@@ -38,8 +38,8 @@ class Mnist1dSpec(BaseModel):
         if self.n_samples % 10:
             raise ValueError(f"n_samples must be a multiple of 10 (equal classes); got {self.n_samples}")
         low, high = self.padding
-        if not 0 <= low <= high:
-            raise ValueError(f"padding must be (lo, hi) with 0 <= lo <= hi; got {self.padding}")
+        if not 0 <= low <= high <= 65_536:
+            raise ValueError(f"padding must be (lo, hi) with 0 <= lo <= hi <= 65536; got {self.padding}")
         if self.max_translation > _TEMPLATE_LEN + high:
             raise ValueError(f"max_translation {self.max_translation} exceeds the padded length {_TEMPLATE_LEN + high}")
         return self

@@ -17,9 +17,9 @@ __all__ = ["ModularAdditionSpec", "make_modular_addition"]
 
 
 class ModularAdditionSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
     name: Literal["modular_addition"] = "modular_addition"
-    modulus: int = Field(23, ge=2, description="p: residues 0..p-1")
+    modulus: int = Field(23, ge=2, le=1024, description="p: residues 0..p-1")
     train_fraction: float = Field(0.3, gt=0.0, lt=1.0, description="share of the p^2 pairs used for training")
     targets: Literal["labels", "one_hot"] = Field(
         "labels", description="labels: cross-entropy; one_hot: MSE on one-hot vectors")

@@ -22,9 +22,9 @@ def _is_prime(n: int) -> bool:
 
 
 class ModularArithmeticTokensSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
     name: Literal["modular_arithmetic_tokens"] = "modular_arithmetic_tokens"
-    modulus: int = Field(97, ge=2, description="p: residues 0..p-1 (prime, required for '/')")
+    modulus: int = Field(97, ge=2, le=4096, description="p: residues 0..p-1 (prime, required for '/')")
     operation: Literal["+", "-", "*", "/"] = Field("+", description="c = a op b mod p; '/' is a * b^-1 with b != 0")
     train_fraction: float = Field(0.3, gt=0.0, lt=1.0, description="share of the equations used for training")
 

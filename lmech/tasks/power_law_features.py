@@ -18,12 +18,12 @@ __all__ = ["PowerLawFeaturesSpec", "make_power_law_features"]
 
 
 class PowerLawFeaturesSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
     name: Literal["power_law_features"] = "power_law_features"
-    n_train: int = Field(64, ge=1, description="P, training examples (data size)")
-    n_test: int = Field(16, ge=1, description="test examples (population losses are exact; see extras)")
-    n_features: int = Field(32, ge=1, description="N, random features (model size)")
-    latent_dim: int = Field(1000, ge=1, description="M, latent dimensions")
+    n_train: int = Field(64, ge=1, le=10_000_000, description="P, training examples (data size)")
+    n_test: int = Field(16, ge=1, le=10_000_000, description="test examples (population losses are exact; see extras)")
+    n_features: int = Field(32, ge=1, le=65_536, description="N, random features (model size)")
+    latent_dim: int = Field(1000, ge=1, le=65_536, description="M, latent dimensions")
     alpha: float = Field(1.0, gt=0, description="spectrum lambda_k = k^-(1+alpha)")
     noise: float = Field(0.0, ge=0, description="standard deviation of label noise")
 

@@ -19,12 +19,12 @@ __all__ = ["PowerLawMapSpec", "make_power_law_map"]
 
 
 class PowerLawMapSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
     name: Literal["power_law_map"] = "power_law_map"
-    n_train: int = Field(4096, ge=1, description="training examples (online runs: batch x steps)")
-    n_test: int = Field(4096, ge=1)
-    input_dim: int = Field(64, ge=1)
-    output_dim: int = Field(64, ge=1)
+    n_train: int = Field(4096, ge=1, le=10_000_000, description="training examples (online runs: batch x steps)")
+    n_test: int = Field(4096, ge=1, le=10_000_000)
+    input_dim: int = Field(64, ge=1, le=65_536)
+    output_dim: int = Field(64, ge=1, le=65_536)
     decay: float = Field(1.0, gt=0, description="singular values s_k = k^-decay, k = 1..min(input_dim, output_dim)")
     noise: float = Field(0.0, ge=0, description="standard deviation of label noise per output")
 

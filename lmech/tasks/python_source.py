@@ -22,12 +22,12 @@ __all__ = ["PythonSourceSpec", "make_python_source", "python_source_files"]
 
 
 class PythonSourceSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
     name: Literal["python_source"] = "python_source"
-    seq_len: int = Field(128, ge=1, description="T bytes per input window")
-    n_train: int = Field(2048, ge=1, description="training windows")
-    n_test: int = Field(256, ge=1, description="test windows")
-    max_bytes: int = Field(1_000_000, ge=1, description="cap on the total size of the selected files")
+    seq_len: int = Field(128, ge=1, le=65_536, description="T bytes per input window")
+    n_train: int = Field(2048, ge=1, le=10_000_000, description="training windows")
+    n_test: int = Field(256, ge=1, le=10_000_000, description="test windows")
+    max_bytes: int = Field(1_000_000, ge=1, le=1_000_000_000, description="cap on the total size of the selected files")
     test_fraction: float = Field(0.2, gt=0.0, lt=1.0, description="expected share of files held out")
 
 

@@ -19,14 +19,14 @@ __all__ = ["QuantaSpec", "make_quanta"]
 
 
 class QuantaSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
     name: Literal["quanta"] = "quanta"
-    n_tasks: int = Field(64, ge=1, description="number of subtasks (quanta); Michaud et al. use 500")
-    n_bits: int = Field(32, ge=1, description="n task bits per example; Michaud et al. use 100")
+    n_tasks: int = Field(64, ge=1, le=65_536, description="number of subtasks (quanta); Michaud et al. use 500")
+    n_bits: int = Field(32, ge=1, le=65_536, description="n task bits per example; Michaud et al. use 100")
     k: int = Field(3, ge=1, description="bits in each subtask's parity")
     alpha: float = Field(0.4, gt=0, description="subtask i (1-based) is drawn with probability ~ i^-(alpha + 1)")
-    n_train: int = Field(8192, ge=1)
-    n_test: int = Field(2048, ge=1)
+    n_train: int = Field(8192, ge=1, le=10_000_000)
+    n_test: int = Field(2048, ge=1, le=10_000_000)
     layout: Literal["bits", "tokens"] = Field(
         "bits", description="bits: (N, n_tasks + n_bits) float32 for an MLP (the paper's); "
                             "tokens: (N, 1 + n_bits) int64 for a sequence model")

@@ -12,13 +12,13 @@ __all__ = ["TeacherStudentSpec", "make_teacher_student"]
 
 
 class TeacherStudentSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
     name: Literal["teacher_student"] = "teacher_student"
-    n_train: int = Field(256, ge=1)
-    n_test: int = Field(512, ge=1)
-    input_dim: int = Field(16, ge=1)
-    output_dim: int = Field(1, ge=1)
-    teacher_width: int = Field(32, ge=1)
+    n_train: int = Field(256, ge=1, le=10_000_000)
+    n_test: int = Field(512, ge=1, le=10_000_000)
+    input_dim: int = Field(16, ge=1, le=65_536)
+    output_dim: int = Field(1, ge=1, le=65_536)
+    teacher_width: int = Field(32, ge=1, le=65_536)
     noise: float = Field(0.0, ge=0)
 
 
