@@ -31,7 +31,7 @@ class _Spec(BaseModel):
 
 
 class OptimizerSpec(_Spec):
-    name: Literal["sgd", "adam", "adamw"] = "sgd"
+    name: Literal["sgd", "adam", "adamw", "muon", "lion", "signsgd", "schedule_free_adamw", "shampoo", "soap"] = "sgd"
     lr: float = Field(0.1, gt=0)
     momentum: float = Field(0.0, ge=0, lt=1, description="SGD momentum (PyTorch convention)")
     weight_decay: float = Field(0.0, ge=0, description="L2 for sgd/adam, decoupled for adamw")
@@ -42,6 +42,19 @@ class OptimizerSpec(_Spec):
     schedule: Literal["constant", "cosine", "warmup", "warmup_cosine"] = "constant"
     warmup_steps: int = Field(0, ge=0)
     clip_norm: float | None = Field(None, gt=0, description="per-member global gradient-norm clipping (torch's clip_grad_norm_)")
+    # the newer optimizers (lmech.train.optimizers); momentum is muon's, signsgd's and shampoo's too,
+    # weight decay is decoupled for all of them; lion reads beta1/beta2 (its paper: 0.9, 0.99)
+    ns_steps: int = Field(5, ge=1, lt=100, description="muon: quintic Newton-Schulz iterations")
+    nesterov: bool = Field(True, description="muon: Nesterov momentum (the reference recipe; momentum 0.95 there)")
+    muon_lr_scale: Literal["original", "match_rms_adamw"] = Field(
+        "original", description="muon: update scale sqrt(max(1, fan_out/fan_in)) or 0.2 sqrt(max(fan_out, fan_in))")
+    adamw_lr_ratio: float = Field(1.0, gt=0, description="muon: lr of its AdamW parameters (embeddings, gains, "
+                                                         "biases, readout) = adamw_lr_ratio * lr")
+    precondition_every: int | None = Field(None, ge=1, description="shampoo, soap: steps between preconditioner "
+                                           "refreshes; None: 1 for shampoo, 10 for soap")
+    precondition_beta: float | None = Field(None, gt=0, le=1, description="shampoo, soap: Kronecker statistics "
+                                            "decay (1: sums); None: 1 for shampoo, 0.95 for soap")
+    max_precondition_dim: int = Field(10_000, ge=1, description="shampoo, soap: longer axes get no factor")
 
 
 class ObserveSpec(BaseModel):

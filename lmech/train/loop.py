@@ -27,6 +27,7 @@ from lmech.train.losses import per_member_loss
 from lmech.train.functional import StackedModel, clip_grad_norm_per_member, stack_members
 from lmech.train.functional import losses_and_grads as stacked_losses_and_grads
 from lmech.train.optim import MemberHyper, init_optimizer_state, optimizer_step
+from lmech.train.optimizers import OptimizerOptions, hidden_matrices
 from lmech.train.schedule import lr_factor
 
 __all__ = ["TrainState", "MemberResult", "train_ensemble", "train_run", "build_ensemble", "losses_and_grads",
@@ -311,6 +312,9 @@ def _train_ensemble(
     else:
         workers, chunks = 1, member_chunks(len(specs), floats, chunk_bytes)
     workspace: dict = {}  # the hand-derived step's buffers, reused every step
+    options = OptimizerOptions.from_spec(opt)
+    network = state.plan if state.plan is not None else state.template
+    matrices = hidden_matrices(first.model, network) if opt.name == "muon" else None  # the family's roles
 
     def record(values: dict[str, Tensor]) -> None:
         for name, value in values.items():
@@ -349,7 +353,7 @@ def _train_ensemble(
         factor = lr_factor(opt.schedule, step - 1, first.steps, opt.warmup_steps)
         state.last_update = optimizer_step(
             opt.name, state.params, dict(zip(names, grads)), state.optimizer_state, state.hyper,
-            factor, state.lr_multipliers, step, opt.beta1, opt.beta2, opt.eps)
+            factor, state.lr_multipliers, step, opt.beta1, opt.beta2, opt.eps, options=options, matrix_params=matrices)
         state.step = step
         if observe and step in observe_steps:
             record(observe(state))
