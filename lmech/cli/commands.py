@@ -637,6 +637,11 @@ def measure_command(
                  + "; ".join(f"{n}: {REGISTRY[n].cost}" for n in names))
 
 
+from lmech.cli.browse import register as _register_browse  # noqa: E402  (lmech plot, lmech export)
+
+_register_browse(app)
+
+
 def main() -> None:
     """Entry point. One torch thread per process by default (LMECH_THREADS overrides): the
     microcosm models are too small for intra-op threads, which collapse when another process

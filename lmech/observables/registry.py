@@ -151,6 +151,9 @@ def _entry(name, scope, function, result, fields, cost, *, call=None, bounds=Non
 def _adam_preconditioner(state, member: int) -> dict[str, Any] | None:
     """Adam's diagonal P = (1 - beta1^t) (sqrt(v_hat) + eps) / lr multiplier for one member
     (Cohen et al. 2022, adaptive edge of stability, Sec. 2), or None at step 0 (no moments yet)."""
+    if state.optimizer not in ("adam", "adamw"):  # other optimizers' buffers mean something else
+        raise InputError(f"preconditioned_sharpness needs optimizer adam or adamw (Adam's preconditioner); "
+                         f"this run uses {state.optimizer}")
     if state.step == 0:
         return None
     spec = state.specs[0].optimizer

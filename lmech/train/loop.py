@@ -133,6 +133,10 @@ def build_ensemble(specs: list[RunSpec]) -> TrainState:
     device = resolve_device(first.device)
     stacked = template = None
     if first.model.kind in _MLP_KINDS:
+        if task.x_train.dim() != 2 or not task.x_train.is_floating_point():
+            raise InputError(f"an {first.model.kind} takes real features (N, D); task {first.task.name} gives "
+                             f"{task.x_train.dtype} inputs of shape {tuple(task.x_train.shape)}: use a model kind "
+                             "for sequences (transformer, linear_recurrence) or your own factory")
         plan = plan_model(first.model, task.input_dim, task.output_dim, family)
         params = init_params(plan, [s.seed for s in specs], [s.model.init_scale for s in specs],
                              first.model.zero_init_readout)  # drawn on the CPU: the same numbers on any device
@@ -155,7 +159,10 @@ def build_ensemble(specs: list[RunSpec]) -> TrainState:
     )
     x_train, y_train, x_test, y_test = (t.to(device) for t in _stack_data(tasks, shared))
     if loss == "cross_entropy" and y_train.is_floating_point():
-        raise ValueError("cross_entropy needs integer class labels; this task gives real targets")
+        raise InputError("cross_entropy needs integer class labels; this task gives real targets")
+    if loss != "cross_entropy" and not y_train.is_floating_point():
+        raise InputError(f"loss {loss} needs real-valued targets; task {first.task.name} gives class labels "
+                         "(use cross_entropy, or the task's one-hot targets where it has them)")
     return TrainState(
         plan=plan, params=params,
         output_multiplier=as_tensor([getattr(s.model, "output_multiplier", 1.0) for s in specs]),

@@ -38,7 +38,7 @@ def test_wrong_type_and_allowed_values(tmp_path):
     spec.write_text("steps: many\n")
     _assert_bad_input(_invoke("sweep", str(spec), "--runs", str(tmp_path)), "steps")
     result = _invoke("sweep", "--set", "optimizer.name=sgdd", "--runs", str(tmp_path))
-    _assert_bad_input(result, "'sgd', 'adam' or 'adamw'")
+    _assert_bad_input(result, "'sgd', 'adam', 'adamw', 'muon'")
 
 
 def test_unknown_sweep_axis_and_observable(tmp_path):

@@ -256,9 +256,6 @@ def test_non_finite_intervals_are_refused():
 
 # ---- found by tests/cli/test_fuzz.py, outside the input layer ----------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="lmech/train/loop.py build_ensemble: the stacked MLP path has no "
-                   "_check_outputs (the nn.Module path has), so a RuntimeError escapes as a traceback; "
-                   "test_fuzz assumes these combinations away until it is fixed")
 @pytest.mark.parametrize("sets", [
     ["task.name=markov_language", "task.n_train=8", "task.n_test=4"],  # int64 tokens into an MLP
     ["task.name=in_context_regression", "task.n_train=8", "task.n_test=4"],  # (N, T, D) sequences

@@ -212,3 +212,10 @@ def test_bad_observe_is_caught_before_training(tmp_path):
 
             execute([spec], Store(tmp_path / "store"))
     assert not (tmp_path / "store").exists()  # nothing trained, nothing written
+
+
+def test_preconditioned_sharpness_refuses_optimizers_without_adams_preconditioner():
+    spec = RunSpec.model_validate({"model": {"width": 8, "depth": 1}, "steps": 2, "optimizer": {"name": "lion"},
+                                   "observe": {"preconditioned_sharpness": {"every": 1}}})
+    with pytest.raises(InputError, match="needs optimizer adam or adamw"):
+        train_ensemble([spec], *make_observer(spec.observe, spec.steps))
