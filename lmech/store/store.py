@@ -448,6 +448,8 @@ def _foreign_reason(directory: Path) -> str | None:
     try:
         with os.scandir(directory) as found:
             entries = sorted(found, key=lambda e: e.name)
+    except FileNotFoundError:  # removed or renamed by a concurrent writer since lstat: absent now
+        return None
     except OSError as error:
         return f"cannot be listed ({error.strerror})"
     for entry in entries:
