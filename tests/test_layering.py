@@ -1,4 +1,4 @@
-"""Imports flow one way (DESIGN.md): tasks, models -> train -> observables -> engine -> phenomena
+"""Imports flow one way (DESIGN.md): tasks, models -> train -> observables -> engine -> compare -> forecast -> phenomena
 -> report -> cli; instruments, theory and store depend on no other lmech layer (but errors and
 seeding). Each package is imported in a fresh interpreter and the lmech packages it pulled in are
 checked; a meta-test inserts an upward import into a copy of every package and sees it caught."""
@@ -13,7 +13,7 @@ import pytest
 
 import lmech
 
-ORDER = ["tasks", "models", "train", "observables", "engine", "phenomena", "report", "cli"]
+ORDER = ["tasks", "models", "train", "observables", "engine", "compare", "forecast", "phenomena", "report", "cli"]
 INDEPENDENT = ["instruments", "theory", "store"]  # used from above, import no other layer
 PACKAGES = ORDER + INDEPENDENT
 LEAVES = {"errors", "seeding", "spec"}  # modules, not layers; spec holds the task and model specs

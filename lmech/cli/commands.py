@@ -641,6 +641,12 @@ from lmech.cli.browse import register as _register_browse  # noqa: E402  (lmech 
 
 _register_browse(app)
 
+from lmech.cli.compare_commands import register as _register_compare  # noqa: E402  (lmech compare-optimizers)
+from lmech.cli.forecast_commands import forecast_app  # noqa: E402  (lmech forecast ...)
+
+_register_compare(app)
+app.add_typer(forecast_app, name="forecast")
+
 
 def main() -> None:
     """Entry point. One torch thread per process by default (LMECH_THREADS overrides): the
