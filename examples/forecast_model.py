@@ -1,0 +1,62 @@
+"""A user's own model and data for `lmech forecast ...` (run from the repository root).
+
+Every factory takes `width` as a keyword (the forecasts that need a size axis call it with
+several widths) and builds a plain torch module; the data functions return (inputs, targets)
+tensors, fixed by their seed. Commands that use this module are listed in
+examples/FORECASTS.md, e.g.
+
+    .venv/bin/lmech forecast max-lr --model examples.forecast_model:mlp --data examples.forecast_model:regression
+"""
+
+import math
+
+import torch
+
+INPUTS = 16
+CLASSES = 4
+
+
+def _activation(name: str) -> torch.nn.Module:
+    table = {"tanh": torch.nn.Tanh, "relu": torch.nn.ReLU, "gelu": torch.nn.GELU}
+    if name not in table:
+        raise ValueError(f"activation must be one of {', '.join(table)}, got {name!r}")
+    return table[name]()
+
+
+def mlp(width: int = 64, depth: int = 2, activation: str = "tanh", outputs: int = 1) -> torch.nn.Module:
+    """A plain torch MLP: (N, 16) -> (N, outputs); `depth` hidden layers of `width` units,
+    PyTorch's default (Kaiming-uniform, standard-parametrization) initialization."""
+    if int(width) < 1 or int(depth) < 1:
+        raise ValueError(f"width and depth must be >= 1, got width={width}, depth={depth}")
+    layers, size = [], INPUTS
+    for _ in range(int(depth)):
+        layers += [torch.nn.Linear(size, int(width)), _activation(activation)]
+        size = int(width)
+    return torch.nn.Sequential(*layers, torch.nn.Linear(size, int(outputs)))
+
+
+def classifier(width: int = 64, depth: int = 2) -> torch.nn.Module:
+    """The same MLP with 4 logits, for `classification` (cross-entropy)."""
+    return mlp(width=width, depth=depth, activation="gelu", outputs=CLASSES)
+
+
+def _teacher_inputs(n: int, seed: int) -> tuple[torch.Tensor, torch.Generator]:
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randn(n, INPUTS, generator=generator), generator
+
+
+def regression(n: int = 512, noise: float = 0.3, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """(inputs (n, 16), targets (n, 1)): a random two-layer tanh teacher plus Gaussian label noise
+    of standard deviation `noise` (so the gradient noise scale is finite at the optimum)."""
+    x, generator = _teacher_inputs(n, seed)
+    hidden = torch.randn(INPUTS, 32, generator=generator) / math.sqrt(INPUTS)
+    readout = torch.randn(32, 1, generator=generator) / math.sqrt(32)
+    y = torch.tanh(x @ hidden) @ readout * 2.0
+    return x, y + noise * torch.randn(y.shape, generator=generator)
+
+
+def classification(n: int = 512, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """(inputs (n, 16), labels (n,) in 0..3): the argmax of a random linear teacher's 4 scores."""
+    x, generator = _teacher_inputs(n, seed)
+    scores = x @ torch.randn(INPUTS, CLASSES, generator=generator)
+    return x, scores.argmax(dim=1)
