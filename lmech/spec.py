@@ -39,7 +39,7 @@ class OptimizerSpec(_Spec):
     beta2: float = Field(0.999, ge=0, lt=1)
     eps: float = Field(1e-8, gt=0)
     batch_size: int | None = Field(None, ge=1, description="None: full batch")
-    schedule: Literal["constant", "cosine", "warmup", "warmup_cosine"] = "constant"
+    schedule: Literal["constant", "cosine", "warmup", "warmup_cosine", "wsd"] = "constant"
     warmup_steps: int = Field(0, ge=0)
     clip_norm: float | None = Field(None, gt=0, description="per-member global gradient-norm clipping (torch's clip_grad_norm_)")
     # the newer optimizers (lmech.train.optimizers); momentum is muon's, signsgd's and shampoo's too,

@@ -4,7 +4,11 @@ import math
 
 import numpy as np
 
-__all__ = ["lr_factor", "log_spaced_steps", "observation_steps"]
+__all__ = ["lr_factor", "log_spaced_steps", "observation_steps", "WSD_DECAY_FRACTION"]
+
+# wsd: the last fifth of training decays linearly to zero (Hägele et al. 2024, "Scaling Laws and
+# Compute-Optimal Training Beyond Fixed Training Durations", Sec. 3: a 20% cooldown matches cosine).
+WSD_DECAY_FRACTION = 0.2
 
 
 def lr_factor(schedule: str, step: int, total_steps: int, warmup_steps: int = 0) -> float:
@@ -12,11 +16,17 @@ def lr_factor(schedule: str, step: int, total_steps: int, warmup_steps: int = 0)
 
     constant: 1. warmup: linear from 1/warmup to 1 over warmup_steps, then 1.
     cosine: 0.5 (1 + cos(pi step / total)). warmup_cosine: warmup, then cosine over the rest.
+    wsd (warmup-stable-decay): warmup, then 1, then over the last WSD_DECAY_FRACTION of the
+    total steps (rounded to a whole number of steps, at least 1) linearly down to 0:
+    factor (total - step) / decay at step >= total - decay.
     """
-    if schedule in ("warmup", "warmup_cosine") and step < warmup_steps:
+    if schedule in ("warmup", "warmup_cosine", "wsd") and step < warmup_steps:
         return (step + 1) / warmup_steps
     if schedule in ("constant", "warmup"):
         return 1.0
+    if schedule == "wsd":
+        decay = max(round(WSD_DECAY_FRACTION * total_steps), 1)
+        return min(1.0, max(total_steps - step, 0) / decay)
     start = warmup_steps if schedule == "warmup_cosine" else 0
     span = max(total_steps - start, 1)
     return 0.5 * (1.0 + math.cos(math.pi * min(step - start, span) / span))
