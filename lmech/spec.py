@@ -10,7 +10,7 @@ import itertools
 import json
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_serializer, model_validator
 
 from lmech.models.family import RunModelSpec
 from lmech.models.mlp import ModelSpec
@@ -83,6 +83,20 @@ class RunSpec(_Spec):
     device: Literal["cpu", "cuda", "auto"] = Field("cpu", description="where the ensemble trains; auto: cuda if available")
     loss: Literal["half_sse", "mse", "cross_entropy"] | None = Field(None, description="None: the task's own loss; half_sse = 0.5 * sum over outputs, mse = torch mse_loss (mean over elements)")
     observe: dict[str, ObserveSpec] = Field(default_factory=_default_observe)
+    order_seed: int | None = Field(None, ge=-(2**63), lt=2**63, description="minibatch-order seed from step "
+                                   "order_switch_step on (a child spawned from the run seed's trajectory); None: "
+                                   "the run seed throughout")
+    order_switch_step: int = Field(0, ge=0, le=MAX_STEPS, description="first step whose minibatch comes from "
+                                   "order_seed (a fresh epoch starts there); ignored when order_seed is None")
+
+    @model_serializer(mode="wrap")
+    def _omit_default_order(self, handler):
+        """Leave the order fields out while unset, so every run id from before they existed is unchanged."""
+        tree = handler(self)
+        if isinstance(tree, dict) and self.order_seed is None and self.order_switch_step == 0:
+            tree.pop("order_seed", None)
+            tree.pop("order_switch_step", None)
+        return tree
 
     @property
     def id(self) -> str:
@@ -160,6 +174,7 @@ def expand_sweep(sweep: SweepSpec) -> list[RunSpec]:
 ENSEMBLE_SCALARS = (
     ("seed",), ("data_seed",), ("optimizer", "lr"), ("optimizer", "weight_decay"),
     ("optimizer", "momentum"), ("model", "init_scale"), ("model", "output_multiplier"),
+    ("order_seed",), ("order_switch_step",),
 )
 
 

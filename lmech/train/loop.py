@@ -196,20 +196,30 @@ def _check_outputs(module: torch.nn.Module, task: Task, loss: str) -> None:
                          f"under loss {loss}: {(str(error).splitlines() or [''])[0]}") from None
 
 
-def _minibatch_indices(specs: list[RunSpec], n: int, batch: int, steps: int):
-    """Yield (K, B) or (B,) index tensors: each member reshuffles every epoch from its own seed."""
-    seeds = [s.seed for s in specs]
-    shared = len(set(seeds)) == 1
-    gens = [generator(seed, "minibatch-order") for seed in (seeds[:1] if shared else seeds)]
-    per_epoch = max(n // batch, 1)
+def _order_stream(seed: int, order_seed: int | None, switch: int, n: int, batch: int, steps: int):
+    """Yield (B,) index tensors: reshuffle every epoch from `seed`; when order_seed is set, from step
+    `switch` (0-based) on, a fresh epoch every n // batch steps from order_seed instead."""
+    gen = generator(seed, "minibatch-order")
+    per_epoch, start = max(n // batch, 1), 0
     for step in range(steps):
-        position = step % per_epoch
+        if order_seed is not None and step == switch:
+            gen, start = generator(order_seed, "minibatch-order"), step
+        position = (step - start) % per_epoch
         if position == 0:
-            orders = torch.stack([torch.randperm(n, generator=g) for g in gens])
-        chunk = orders[:, position * batch:(position + 1) * batch]
-        yield chunk[0] if shared else chunk
+            order = torch.randperm(n, generator=gen)
+        yield order[position * batch:(position + 1) * batch]
 
 
+def _minibatch_indices(specs: list[RunSpec], n: int, batch: int, steps: int):
+    """Yield (K, B) or (B,) index tensors: each member reshuffles every epoch from its own seed (and,
+    from step order_switch_step on, from its order_seed when set); (B,) when all members agree."""
+    keys = [(s.seed, s.order_seed, s.order_switch_step if s.order_seed is not None else 0) for s in specs]
+    distinct = list(dict.fromkeys(keys))
+    streams = [_order_stream(*key, n, batch, steps) for key in distinct]
+    member_stream = torch.tensor([distinct.index(key) for key in keys])
+    for _ in range(steps):
+        chunks = torch.stack([next(stream) for stream in streams])
+        yield chunks[0] if len(distinct) == 1 else chunks[member_stream]
 def _take(x: Tensor, index: Tensor, per_member_data: bool) -> Tensor:
     """Rows `index` ((B,) shared or (K, B) per member) of shared (N, ...) or per-member (K, N, ...) data."""
     if not per_member_data:  # index_select: much cheaper than advanced indexing for tiny batches
