@@ -26,7 +26,7 @@ from lmech.tasks import Task, make_task
 from lmech.train.losses import per_member_loss
 from lmech.train.functional import StackedModel, clip_grad_norm_per_member, stack_members
 from lmech.train.functional import losses_and_grads as stacked_losses_and_grads
-from lmech.train.optim import MemberHyper, init_optimizer_state, optimizer_step
+from lmech.train.optim import MemberHyper, evaluation_params, init_optimizer_state, optimizer_step
 from lmech.train.optimizers import OptimizerOptions, hidden_matrices
 from lmech.train.schedule import lr_factor
 
@@ -75,12 +75,14 @@ class TrainState:
         return len(self.tasks) > 1
 
     def outputs(self, x: Tensor) -> Tensor:
-        """Every member's outputs (K, N, ...) on x (shared, or per member when the data are), in eval mode."""
+        """Every member's outputs (K, N, ...) on x (shared, or per member when the data are), in eval mode,
+        at the point the optimizer is evaluated at (schedule_free_adamw: its average x)."""
+        params = evaluation_params(self.optimizer, self.params, self.optimizer_state)
         with torch.no_grad():
             if self.stacked is None:
-                return forward(self.plan, self.params, x, self.output_multiplier)
+                return forward(self.plan, params, x, self.output_multiplier)
             with training_flags(self.stacked.base, False):
-                return self.stacked.forward(self.params, x, per_member_data=self.per_member_data)
+                return self.stacked.forward(params, x, per_member_data=self.per_member_data)
 
 
 def member_module(state: TrainState, k: int) -> torch.nn.Module:
@@ -377,8 +379,9 @@ def _train_ensemble(
         if on_step is not None:
             on_step(step)
     seconds = time.perf_counter() - start
+    final = evaluation_params(opt.name, state.params, state.optimizer_state)  # the point the optimizer is evaluated at
     for k, result in enumerate(results):
-        result.final_params = {n: p[k].detach().cpu().clone() for n, p in state.params.items()}
+        result.final_params = {n: p[k].detach().cpu().clone() for n, p in final.items()}
         result.device = str(state.x_train.device)
         result.seconds = seconds / len(specs)
     return results
