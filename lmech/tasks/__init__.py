@@ -13,6 +13,7 @@ from typing import Annotated, Union
 from pydantic import Field
 
 from lmech.tasks.associative_recall import AssociativeRecallSpec, make_associative_recall
+from lmech.tasks.binary_teacher import BinaryTeacherSpec, make_binary_teacher
 from lmech.tasks.deep_linear import DeepLinearSpec, make_deep_linear
 from lmech.tasks.digits import DigitsSpec, make_digits
 from lmech.tasks.gaussian_regression import GaussianRegressionSpec, make_gaussian_regression
@@ -25,6 +26,7 @@ from lmech.tasks.power_law_features import PowerLawFeaturesSpec, make_power_law_
 from lmech.tasks.power_law_map import PowerLawMapSpec, make_power_law_map
 from lmech.tasks.python_source import PythonSourceSpec, make_python_source
 from lmech.tasks.quanta import QuantaSpec, make_quanta
+from lmech.tasks.spectral_regression import SpectralRegressionSpec, make_spectral_regression
 from lmech.tasks.task import IGNORE_INDEX, LossName, Task
 from lmech.tasks.teacher_student import TeacherStudentSpec, make_teacher_student
 
@@ -45,12 +47,15 @@ _TASKS = {
     "in_context_regression": (InContextRegressionSpec, make_in_context_regression),
     "python_source": (PythonSourceSpec, make_python_source),
     "mnist1d": (Mnist1dSpec, make_mnist1d),
+    "spectral_regression": (SpectralRegressionSpec, make_spectral_regression),
+    "binary_teacher": (BinaryTeacherSpec, make_binary_teacher),
 }
 
 TaskSpec = Annotated[
     Union[GaussianRegressionSpec, DeepLinearSpec, TeacherStudentSpec, DigitsSpec, ModularAdditionSpec,
           PowerLawFeaturesSpec, PowerLawMapSpec, ModularArithmeticTokensSpec, MarkovLanguageSpec, QuantaSpec,
-          AssociativeRecallSpec, InContextRegressionSpec, PythonSourceSpec, Mnist1dSpec],
+          AssociativeRecallSpec, InContextRegressionSpec, PythonSourceSpec, Mnist1dSpec, BinaryTeacherSpec,
+          SpectralRegressionSpec],
     Field(discriminator="name"),
 ]
 TASK_NAMES = tuple(_TASKS)
