@@ -34,6 +34,14 @@ import math
 import numpy as np
 
 from lmech.models.mlp import ModelSpec
+from lmech.phenomena._lr_transfer import drift as optimum_drift
+from lmech.phenomena._lr_transfer import (
+    final_loss,
+    fit_optima,
+    misleading_edges,
+    optimal_log2_lr,
+    trend_free_spread,
+)
 from lmech.phenomena.verdict import Comparison, Phenomenon
 from lmech.spec import ObserveSpec, OptimizerSpec, RunSpec
 from lmech.tasks.teacher_student import TeacherStudentSpec
@@ -48,7 +56,6 @@ COORD_STEP = 10  # coordinate check after this many Adam steps
 COORD_LOG2_LR = -5.0  # at this learning rate (near the base-width optimum, the lr one would transfer)
 COORD_MUP_MAX = 0.25  # |slope| of log RMS vs log width, input and hidden layers, muP (theory 0)
 COORD_SP_MIN = 0.5  # slope of the hidden layers under SP (theory 1; init O(1) part dilutes it)
-FINAL_FRACTION = 0.2  # the loss is averaged over the last fifth of training
 
 
 def _settings(fast: bool) -> dict:
@@ -84,37 +91,6 @@ def predict(specs: list[RunSpec]) -> dict:
             "coord_exponent": {p: update_exponents(p) for p in PARAMETERIZATIONS}}
 
 
-def final_loss(steps: list[int], values: list[float], total_steps: int) -> float:
-    """Mean training loss over observations in the last FINAL_FRACTION of training (NaN if none)."""
-    tail = [v for s, v in zip(steps, values) if s >= (1 - FINAL_FRACTION) * total_steps]
-    return float(np.mean(tail)) if tail else float("nan")
-
-
-def optimal_log2_lr(log2_lrs: np.ndarray, log_losses: np.ndarray) -> tuple[float, str | None]:
-    """The minimizer of a parabola through the lowest point and its neighbours, in log2 lr.
-
-    Args: log2_lrs (G,) increasing; log_losses (G,) seed-averaged log losses (+inf: diverged).
-    Returns (log2 of the optimal lr, edge) with edge "low" or "high" when the lowest point is at
-    the end of the sweep (then the optimum is clamped there), else None. A neighbour that
-    diverged leaves the lowest grid point as the optimum.
-    """
-    x, y = np.asarray(log2_lrs, dtype=float), np.asarray(log_losses, dtype=float)
-    finite = np.isfinite(y)
-    if not finite.any():
-        return float("nan"), "none"
-    i = int(np.argmin(np.where(finite, y, np.inf)))
-    if i == 0:
-        return float(x[0]), "low"
-    if i == len(x) - 1:
-        return float(x[-1]), "high"
-    if not (finite[i - 1] and finite[i + 1]):
-        return float(x[i]), None
-    a, b, _ = np.polyfit(x[i - 1:i + 2], y[i - 1:i + 2], 2)
-    if a <= 0:
-        return float(x[i]), None
-    return float(np.clip(-b / (2 * a), x[i - 1], x[i + 1])), None
-
-
 def measure(store, specs: list[RunSpec]) -> dict:
     log2_lrs = np.asarray(sorted({math.log2(s.optimizer.lr) for s in specs}))
     widths = sorted({s.model.width for s in specs})
@@ -136,9 +112,8 @@ def measure(store, specs: list[RunSpec]) -> dict:
     out = {"widths": np.asarray(widths, dtype=float), "log2_lrs": log2_lrs}
     for p in PARAMETERIZATIONS:
         curves = np.asarray([[np.mean(losses[(p, w, x)]) for x in log2_lrs] for w in widths])  # (W, G)
-        fits = [optimal_log2_lr(log2_lrs, curve) for curve in curves]
-        out[p] = {"log_loss": curves, "log2_opt": np.asarray([f[0] for f in fits]),
-                  "edge": [f[1] for f in fits],
+        log2_opt, edges = fit_optima(log2_lrs, curves)
+        out[p] = {"log_loss": curves, "log2_opt": log2_opt, "edge": edges,
                   "coord": np.asarray([np.mean(coords[(p, w)], axis=0) for w in widths])}  # (W, L)
     return out
 
@@ -151,16 +126,14 @@ def compare(prediction: dict, measurement: dict) -> Comparison:
     widths = measurement["widths"]
     octaves = np.log2(widths / widths[0])
     mup, sp = measurement["mup"], measurement["sp"]
-    residual = mup["log2_opt"] - prediction["lr_exponent"]["mup"] * octaves
-    spread = float(residual.max() - residual.min())
+    spread = trend_free_spread(widths, mup["log2_opt"], prediction["lr_exponent"]["mup"])
     direction = -math.copysign(1.0, prediction["lr_exponent"]["sp"]) if prediction["lr_exponent"]["sp"] else 0.0
-    drift = float(direction * (sp["log2_opt"][0] - sp["log2_opt"][-1]))
+    drift = float(direction * optimum_drift(sp["log2_opt"]))
     predicted_drift = float(-prediction["lr_exponent"]["sp"] * octaves[-1])
     mup_edges = [int(w) for w, e in zip(widths, mup["edge"]) if e is not None]
     # an SP optimum clamped at an edge can only understate the drift when it sits at the extreme
     # the drift points to: the upper edge at the smallest width, the lower edge at the largest.
-    sp_bad_edges = [int(w) for i, (w, e) in enumerate(zip(widths, sp["edge"]))
-                    if e is not None and not ((e == "high" and i == 0) or (e == "low" and i == len(widths) - 1))]
+    sp_bad_edges = misleading_edges(widths, sp["edge"])
     coord_slopes = {p: [round(_slope(widths, measurement[p]["coord"][:, layer]), 3)
                         for layer in range(measurement[p]["coord"].shape[1])] for p in PARAMETERIZATIONS}
     n_layers = len(coord_slopes["sp"])
