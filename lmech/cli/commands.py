@@ -410,12 +410,17 @@ def doctor(runs: RunsDir = Path("lmech-runs"),
 @app.command()
 def report(
     out: Annotated[Path, typer.Option("--out", help="report directory")] = Path("lmech-report"),
+    runs: Annotated[Optional[Path], typer.Option("--runs", help="a store: write its run browser (runs table, "
+                                                 "curves) to <out>/runs/<store name>/index.html")] = None,
     as_json: JsonFlag = False,
 ):
     """Render the HTML report again from the verdicts saved in --out, the reports folder (its newest report) or
-    one kept report folder in it (exit 1 if a verdict failed)."""
+    one kept report folder in it (exit 1 if a verdict failed); with --runs, the run browser of that store."""
     from lmech.report import print_scorecard, rerender_report
 
+    if runs is not None:
+        _report_runs(runs, out, as_json)
+        return
     with _user_errors():
         if not (out / "verdicts.json").is_file():
             raise InputError(f"no verdicts in {out}: run `lmech atlas` first")
@@ -427,6 +432,23 @@ def report(
         print_scorecard(verdicts, stdout)
         stdout.print(f"report: {page}")
     raise typer.Exit(0 if all(v.passed for v in verdicts) else 1)
+
+
+def _report_runs(runs: Path, out: Path, as_json: bool) -> None:
+    from lmech.report.runs_page import write_runs_page
+    from lmech.store import Store
+
+    with _user_errors():
+        if not runs.is_dir():
+            raise InputError(f"no store at {runs} (pass --runs DIR)")
+        store = Store(runs)
+        name = "".join(c if c.isalnum() or c in "-_." else "_" for c in runs.resolve().name) or "store"
+        with _spinner(f"run browser of {runs}", enabled=not as_json):
+            page = write_runs_page(store, out / "runs" / name, nav='<a href="../../reports.html">all reports</a>')
+    if as_json:
+        _emit_json({"runs": str(runs), "page": str(page)})
+    else:
+        stdout.print(f"run browser: {page} (serve it with `lmech serve --out {out}`)", markup=False)
 
 
 @app.command()

@@ -31,7 +31,7 @@ from markupsafe import Markup
 from lmech.phenomena.verdict import Comparison, Verdict
 
 __all__ = ["write_report", "rerender_report", "save_verdicts", "load_verdicts", "make_provenance",
-           "formula_svg", "list_reports"]
+           "formula_svg", "list_reports", "verdict_history"]
 
 _STYLE = """<style>
 body{font-family:system-ui,sans-serif;max-width:1040px;margin:2em auto;padding:0 1em;color:#222}
@@ -65,7 +65,7 @@ _ENV = jinja2.Environment(autoescape=True, undefined=jinja2.ChainableUndefined)
 _PAGE = _ENV.from_string("""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>lmech report {{ p.name }}</title>
 """ + _STYLE + """</head><body>
-<nav>{% if nav_up %}<a href="{{ nav_up }}">all reports</a>{% endif %}{% if here %} · this report is kept at <a href="{{ here }}">{{ here }}</a>{% endif %}</nav>
+<nav>{% if nav_up %}<a href="{{ nav_up }}">all reports</a>{% endif %}{% if here %} · this report is kept at <a href="{{ here }}">{{ here }}</a>{% endif %}{% if whole %} · <a href="{{ whole }}">the whole report</a>{% endif %}{% if runs_page %} · <a href="{{ runs_page }}">run browser</a>{% endif %}</nav>
 {% if reports %}<h1>lmech reports</h1><p>{{ reports|length }} report(s) in this folder, newest first; the newest is shown below.</p>
 """ + _LISTING + """{% endif %}
 <h1>lmech report {{ p.name }}</h1>
@@ -85,7 +85,13 @@ _PAGE = _ENV.from_string("""<!doctype html>
 <b>Passes when</b> {{ v.comparison.passes_when }}</p>
 {% if images[loop.index0] %}<img alt="{{ v.name }} figure" src="data:image/png;base64,{{ images[loop.index0] }}">{% endif %}
 {% set ids = (p.runs or {}).get(v.name, []) %}<details><summary>runs ({{ ids|length }} spec hashes = run ids)</summary><code>{{ ids|join(' ') }}</code></details>
-<details><summary>details</summary><pre>{{ details[loop.index0] }}</pre></details></section>
+<details><summary>details</summary><pre>{{ details[loop.index0] }}</pre></details>
+{% set past = (history or {}).get(v.name, []) %}{% if past %}<p><b>History of this verdict</b> across the atlas runs in this reports folder (newest first):</p>
+<table class="history"><tr><th>report</th><th>date</th><th>mode</th><th>error</th><th>tolerance</th><th>verdict</th></tr>
+{% for h in past %}<tr><td><a href="{{ history_prefix }}{{ h.folder }}/index.html#{{ h.anchor }}">{{ h.folder }}</a></td><td>{{ h.date or '?' }}</td><td>{{ h.mode or '?' }}</td>
+<td>{{ number(h.error, 4) }}</td><td>{{ number(h.tolerance, 4) }}</td><td class="{{ 'pass' if h.passed else 'fail' }}">{{ 'PASS' if h.passed else 'FAIL' }}</td></tr>
+{% endfor %}</table>{% endif %}
+<p><a href="{{ anchors[loop.index0] }}.html">this phenomenon on its own page</a></p></section>
 {% endfor %}</body></html>""")
 
 _INDEX = _ENV.from_string("""<!doctype html>
@@ -213,10 +219,12 @@ def _formula_markup(formula: str) -> Markup:
 
 
 def _render_page(verdicts: list[Verdict], provenance: dict, reports: list[dict] | None = None,
-                 nav_up: str | None = None, here: str | None = None) -> str:
+                 nav_up: str | None = None, here: str | None = None, history: dict | None = None,
+                 history_prefix: str = "", whole: str | None = None, runs_page: str | None = None) -> str:
     return _PAGE.render(
         verdicts=verdicts, passed=sum(v.passed for v in verdicts), p=provenance, reports=reports,
-        nav_up=nav_up, here=here, number=_number,
+        nav_up=nav_up, here=here, number=_number, history=history, history_prefix=history_prefix,
+        whole=whole, runs_page=runs_page,
         anchors=[_safe_name(v.name) for v in verdicts],
         formulas=[_formula_markup(v.formula) for v in verdicts],
         images=[base64.b64encode(v.figure_png).decode() if v.figure_png else None for v in verdicts],
@@ -225,12 +233,40 @@ def _render_page(verdicts: list[Verdict], provenance: dict, reports: list[dict] 
 
 
 def _write_folder(verdicts: list[Verdict], folder: Path, provenance: dict, **page) -> Path:
+    """index.html with every verdict, and <phenomenon>.html with one each (same history and links)."""
     folder.mkdir(parents=True, exist_ok=True)
     save_verdicts(verdicts, folder)
     (folder / "provenance.json").write_text(json.dumps(provenance, indent=1))
+    if (folder / "runs" / "index.html").is_file():
+        page.setdefault("runs_page", "runs/index.html")
     path = folder / "index.html"
     path.write_text(_render_page(verdicts, provenance, **page))
+    single = {k: v for k, v in page.items() if k in ("history", "history_prefix", "runs_page")}
+    for v in verdicts:
+        (folder / f"{_safe_name(v.name)}.html").write_text(
+            _render_page([v], provenance, whole="index.html", **single))
     return path
+
+
+def verdict_history(out_dir: str | Path) -> dict[str, list[dict]]:
+    """{phenomenon: [{folder, anchor, date, mode, error, tolerance, passed}, ...] newest first} over
+    every report folder in out_dir (as `list_reports` finds them)."""
+    out = Path(out_dir)
+    history: dict[str, list[dict]] = {}
+    for report in list_reports(out):
+        try:
+            records = json.loads((out / report["name"] / "verdicts.json").read_text())
+        except (OSError, ValueError):
+            continue
+        for r in records if isinstance(records, list) else []:
+            if not isinstance(r, dict) or not isinstance(r.get("name"), str):
+                continue
+            number = lambda x: float(x) if isinstance(x, (int, float)) and not isinstance(x, bool) else None  # noqa: E731
+            history.setdefault(r["name"], []).append({
+                "folder": report["name"], "anchor": _safe_name(r["name"]), "date": report["date"],
+                "mode": report["mode"], "error": number(r.get("error")), "tolerance": number(r.get("tolerance")),
+                "passed": bool(r.get("passed"))})
+    return history
 
 
 def list_reports(out_dir: str | Path) -> list[dict]:
@@ -260,11 +296,12 @@ def _write_listing(out: Path) -> list[dict]:
 
 
 def write_report(verdicts: list[Verdict], out_dir: str | Path, store=None, fast: bool | None = None,
-                 provenance: dict | None = None) -> Path:
+                 provenance: dict | None = None, runs_page: bool = True) -> Path:
     """Keep this atlas run's report in its own folder under out_dir (never overwriting another's),
     show it as out_dir/index.html with the list of every report, and return that page's path.
 
-    store: the atlas store (a path or Store): names the folder and gives the run ids; fast: the mode.
+    store: the atlas store (a path or Store): names the folder and gives the run ids; fast: the mode;
+    runs_page: also write the store's run browser to <folder>/runs/ (`runs_page.write_runs_page`).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -274,10 +311,19 @@ def write_report(verdicts: list[Verdict], out_dir: str | Path, store=None, fast:
     while (out / name).exists():  # another atlas run's report (or --resume of the same store): keep it
         name, suffix = f"{base}-{suffix}", suffix + 1
     provenance["name"] = name
-    _write_folder(verdicts, out / name, provenance, nav_up="../reports.html")
+    if runs_page and provenance.get("store") and Path(provenance["store"]).is_dir():
+        from lmech.report.runs_page import write_runs_page
+        from lmech.store import Store
+
+        write_runs_page(Store(provenance["store"]), out / name / "runs", title=name,
+                        nav='<a href="../index.html">the report</a>')
+    _write_folder(verdicts, out / name, provenance, nav_up="../reports.html")  # its record first, then history
     reports = _write_listing(out)
+    history = verdict_history(out)
+    _write_folder(verdicts, out / name, provenance, nav_up="../reports.html", history=history, history_prefix="../")
     return _write_folder(verdicts, out, provenance, reports=reports, nav_up="reports.html",
-                         here=f"{name}/index.html")
+                         here=f"{name}/index.html", history=history, runs_page=f"{name}/runs/index.html"
+                         if (out / name / "runs" / "index.html").is_file() else None)
 
 
 def rerender_report(out_dir: str | Path) -> tuple[list[Verdict], Path]:
@@ -293,10 +339,12 @@ def rerender_report(out_dir: str | Path) -> tuple[list[Verdict], Path]:
         reports = _write_listing(out)
         name = provenance.get("name")
         here = f"{name}/index.html" if name and (out / str(name) / "index.html").is_file() else None
-        page = _write_folder(verdicts, out, provenance, reports=reports, nav_up="reports.html", here=here)
+        page = _write_folder(verdicts, out, provenance, reports=reports, nav_up="reports.html", here=here,
+                             history=verdict_history(out))
     else:
         parent_lists = (out.parent / "reports.html").is_file()
-        page = _write_folder(verdicts, out, provenance, nav_up="../reports.html" if parent_lists else None)
+        page = _write_folder(verdicts, out, provenance, nav_up="../reports.html" if parent_lists else None,
+                             history=verdict_history(out.parent) if parent_lists else None, history_prefix="../")
         if parent_lists:
             _write_listing(out.parent)
     return verdicts, page

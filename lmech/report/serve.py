@@ -2,7 +2,8 @@
 
 Only GET and HEAD; only files inside the folder (no `..`, no symlink leading out of it); no
 directory listings (a folder answers with its index.html or 404); a Content-Security-Policy
-that lets the pages load nothing but their own inline styles and data: images.
+that lets the pages load nothing but their own inline styles, data: images and scripts
+from the report folder itself (the run browser's runs.js; no inline script runs).
 """
 
 import functools
@@ -17,7 +18,8 @@ from lmech.errors import InputError
 
 __all__ = ["is_loopback", "check_host", "make_server", "serve"]
 
-_CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
+_CSP = ("default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'self'; base-uri 'none'; "
+        "form-action 'none'")
 
 
 def is_loopback(host: str) -> bool:

@@ -81,7 +81,8 @@ def _load(browser, base: str, path: str):
     return context, page, problems
 
 
-PAGES = ("index.html", "reports.html", "atlas-20260101-000000-1/index.html", "atlas-fast-20260101-000100-2/index.html")
+PAGES = ("index.html", "reports.html", "atlas-20260101-000000-1/index.html", "atlas-fast-20260101-000100-2/index.html",
+         "atlas-20260101-000000-1/beta.html")
 
 
 @pytest.mark.parametrize("path", PAGES)
@@ -124,5 +125,64 @@ def test_index_links_to_every_report(browser, site):
         page.wait_for_load_state("load")
         assert page.url == site + "atlas-20260101-000000-1/index.html"
         assert "beta" in page.inner_text("body") and problems == []
+    finally:
+        context.close()
+
+
+@pytest.fixture(scope="module")
+def runs_site(tmp_path_factory):
+    from lmech.report.runs_page import write_runs_page
+    from lmech.report.serve import make_server
+    from tests.report.test_runs_page import make_store
+
+    tmp = tmp_path_factory.mktemp("runs-browser")
+    write_runs_page(make_store(tmp / "store"), tmp / "out" / "runs")
+    server = make_server(tmp / "out", "127.0.0.1", 0, quiet=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+    server.server_close()
+
+
+def _column(page, name: str) -> list[str]:
+    index = page.eval_on_selector_all("#runs thead th", "els => els.map(e => e.textContent)").index(name)
+    return page.eval_on_selector_all(f"#runs tbody tr td:nth-child({index + 1})", "els => els.map(e => e.textContent)")
+
+
+def test_run_browser_sorts_filters_and_plots(browser, runs_site):
+    from tests.report.test_runs_page import EVIL
+
+    context, page, problems = _load(browser, runs_site, "runs/index.html")
+    try:
+        assert page.locator("#runs tbody tr").count() == 6
+        page.click("#runs thead th[data-column='model_width']")
+        assert _column(page, "model_width") == ["8", "8", "16", "16", "32", "32"]
+        page.click("#runs thead th[data-column='model_width']")  # again: descending
+        assert _column(page, "model_width") == ["32", "32", "16", "16", "8", "8"]
+        page.fill("#filter", "optimizer_lr=0.1 model_width>10")
+        assert sorted(_column(page, "model_width")) == ["16", "32"]
+        page.fill("#filter", "")
+        assert page.locator("#plot path").count() == 6  # nothing ticked: every shown run's curve
+        page.check("#runs tbody tr >> nth=0 >> input")
+        page.check("#runs tbody tr >> nth=1 >> input")
+        assert page.locator("#plot path").count() == 2
+        page.select_option("#color", "optimizer_lr")
+        page.check("#logy")
+        d = page.get_attribute("#plot path >> nth=0", "d")
+        assert d.startswith("M") and d.count("L") == 10  # 11 logged steps
+        start = d[1:].split("L")[0].split(",")  # the first point of the first curve, in svg pixels
+        page.hover("#plot", position={"x": float(start[0]) + 2, "y": float(start[1]) + 1})
+        assert "step 0:" in page.inner_text("#tip") and "optimizer_lr=" in page.inner_text("#tip")
+        assert EVIL in page.inner_text("#runs")  # the evil sweep name and spec string, shown as text
+        assert page.evaluate("window.__pwned") is None and problems == []
+    finally:
+        context.close()
+
+
+def test_atlas_run_browser_loads_cleanly(browser, site):
+    context, page, problems = _load(browser, site, "atlas-20260101-000000-1/runs/index.html")
+    try:
+        assert page.locator("#runs tbody tr").count() == 1 and problems == []
     finally:
         context.close()

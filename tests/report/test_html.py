@@ -151,3 +151,26 @@ def test_rerender_keeps_the_layout(tmp_path):
     (out / "atlas-1" / "provenance.json").unlink()
     _, page = rerender_report(out / "atlas-1")
     assert "not recorded" in page.read_text()
+
+
+def test_each_verdict_has_its_own_page_and_its_history_across_atlas_runs(tmp_path):
+    from lmech.report.html import verdict_history
+
+    out = tmp_path / "rep"
+    write_report([_verdict("alpha"), _verdict("beta", passed=False)], out,
+                 store=_store_with_runs(tmp_path / "runs" / "atlas-20260101-000000-1", "alpha", ["aaaaaaaaaaaaaaaa"]),
+                 fast=False)
+    write_report([_verdict("alpha", passed=False)], out,
+                 store=_store_with_runs(tmp_path / "runs" / "atlas-fast-20260101-000100-2", "alpha", ["bbbbbbbbbbbbbbbb"]),
+                 fast=True)
+    history = verdict_history(out)
+    assert [h["folder"] for h in history["alpha"]] == ["atlas-fast-20260101-000100-2", "atlas-20260101-000000-1"]
+    assert [h["passed"] for h in history["alpha"]] == [False, True] and len(history["beta"]) == 1
+    page = (out / "atlas-fast-20260101-000100-2" / "alpha.html").read_text()  # the history up to this report
+    assert "History of this verdict" in page and page.count('<tr><td><a href="../atlas-') == 2
+    assert (out / "atlas-20260101-000000-1" / "alpha.html").read_text().count('<tr><td><a href="../atlas-') == 1
+    single = (out / "atlas-20260101-000000-1" / "alpha.html").read_text()
+    assert single.count("<section") == 1 and 'id="beta"' not in single  # one phenomenon only
+    root = (out / "index.html").read_text()
+    assert 'href="atlas-fast-20260101-000100-2/runs/index.html"' in root  # the atlas store's run browser
+    assert (out / "atlas-fast-20260101-000100-2" / "runs" / "runs.js").is_file()
