@@ -23,21 +23,24 @@ def _activation(name: str) -> torch.nn.Module:
     return table[name]()
 
 
-def mlp(width: int = 64, depth: int = 2, activation: str = "tanh", outputs: int = 1) -> torch.nn.Module:
+def mlp(width: int = 64, depth: int = 2, activation: str = "tanh", outputs: int = 1, seed: int = 0) -> torch.nn.Module:
     """A plain torch MLP: (N, 16) -> (N, outputs); `depth` hidden layers of `width` units,
-    PyTorch's default (Kaiming-uniform, standard-parametrization) initialization."""
+    PyTorch's default (Kaiming-uniform, standard-parametrization) initialization drawn from `seed`
+    (the global RNG is left as it was)."""
     if int(width) < 1 or int(depth) < 1:
         raise ValueError(f"width and depth must be >= 1, got width={width}, depth={depth}")
-    layers, size = [], INPUTS
-    for _ in range(int(depth)):
-        layers += [torch.nn.Linear(size, int(width)), _activation(activation)]
-        size = int(width)
-    return torch.nn.Sequential(*layers, torch.nn.Linear(size, int(outputs)))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        layers, size = [], INPUTS
+        for _ in range(int(depth)):
+            layers += [torch.nn.Linear(size, int(width)), _activation(activation)]
+            size = int(width)
+        return torch.nn.Sequential(*layers, torch.nn.Linear(size, int(outputs)))
 
 
-def classifier(width: int = 64, depth: int = 2) -> torch.nn.Module:
+def classifier(width: int = 64, depth: int = 2, seed: int = 0) -> torch.nn.Module:
     """The same MLP with 4 logits, for `classification` (cross-entropy)."""
-    return mlp(width=width, depth=depth, activation="gelu", outputs=CLASSES)
+    return mlp(width=width, depth=depth, activation="gelu", outputs=CLASSES, seed=seed)
 
 
 def _teacher_inputs(n: int, seed: int) -> tuple[torch.Tensor, torch.Generator]:
