@@ -25,6 +25,7 @@ from lmech.instruments._hvp import loss_at, make_hvp, unflatten_params
 from lmech.seeding import generator
 
 __all__ = ["NoiseScales", "hessian_noise_scale", "optimal_lr", "EpsMaxFit", "fit_eps_max", "lr_grid",
+           "best_lr_from_losses",
            "forecast_batch", "PHENOMENON_NAME"]
 
 PHENOMENON_NAME = "forecast-batch"
@@ -184,6 +185,23 @@ def lr_grid(centre: float, half_width: int, factor: float = 2 ** 0.25) -> list[f
     return [centre * factor ** j for j in range(-half_width, half_width + 1)]
 
 
+def best_lr_from_losses(lrs, losses) -> tuple[float, bool]:
+    """(best lr, at the grid edge): the vertex of the parabola in log lr through the grid minimum and its
+    two neighbours (the minimum itself when it is at an edge or the parabola is not convex)."""
+    lrs, losses = np.asarray(lrs, dtype=float), np.asarray(losses, dtype=float)
+    order = np.argsort(lrs)
+    lrs, losses = lrs[order], losses[order]
+    i = int(np.nanargmin(np.where(np.isfinite(losses), losses, np.inf)))
+    if i == 0 or i == len(lrs) - 1:
+        return float(lrs[i]), True
+    x = np.log(lrs[i - 1:i + 2])
+    a, b, _ = np.polyfit(x, losses[i - 1:i + 2], 2)
+    if not a > 0:
+        return float(lrs[i]), False
+    vertex = float(np.clip(-b / (2 * a), x[0], x[-1]))
+    return math.exp(vertex), False
+
+
 def forecast_batch(noise: NoiseScales, fit: EpsMaxFit, batches: Sequence[int], *,
                    reports: str | None = "lmech-report") -> Forecast:
     """The critical batch B_noise with its interval, and ε_opt(B) at `batches` (details.lr_at_batch).
@@ -212,3 +230,93 @@ def forecast_batch(noise: NoiseScales, fit: EpsMaxFit, batches: Sequence[int], *
                  "eps_max_theory": noise.eps_max, "fit_batches": list(fit.batches), "fit_best_lrs": list(fit.best_lrs),
                  "lr_at_batch": table, "linear_scaling_lr": linear,
                  "law": "eps_opt(B) = eps_max / (1 + B_noise / B) (McCandlish et al. 2018, eq. 2.6)"})
+
+
+def measured_best_lr(model, loss_fn, data, batch: int, centre: float, *, half_width: int = 3, draws: int = 32,
+                     steps: int = 1, progress: Callable[[], None] | None = None) -> tuple[float, bool]:
+    """(best lr, at grid edge) of plain SGD at `batch`: the mean full-data loss after `steps` steps over
+    `draws` minibatch draws (the same draws at every rate), on the grid `lr_grid(centre, half_width)`,
+    refined by `best_lr_from_losses`. Cost: (2 half_width + 1) x draws short runs on copies of the model."""
+    from lmech.forecast._check import OptimizerChoice, best_lr_at_batch
+
+    grid = lr_grid(centre, half_width)
+    _, means = best_lr_at_batch(model, loss_fn, data, OptimizerChoice("sgd"), batch, grid, steps,
+                                seeds=range(draws), progress=progress)
+    return best_lr_from_losses(grid, means)
+
+
+def check_batches(batches: Sequence[int], fit_count: int, data_size: int) -> list[int]:
+    """The batch list, validated: integers >= 1 and <= the data size, at least fit_count + 1 of them
+    (fit_count >= 2 fitted, the rest forecast), strictly increasing."""
+    out = [int(b) for b in batches]
+    if any(b < 1 for b in out):
+        raise InputError(f"batch sizes must be >= 1, got {', '.join(str(b) for b in out)}")
+    if any(b > data_size for b in out):
+        raise InputError(f"batch sizes must be at most the data size {data_size}, got {max(out)}")
+    if out != sorted(set(out)):
+        raise InputError(f"batch sizes must be strictly increasing, got {', '.join(str(b) for b in out)}")
+    if fit_count < 2 or len(out) <= fit_count:
+        raise InputError(f"need at least 2 fitted batches and one more to forecast: {len(out)} batches, "
+                         f"{fit_count} fitted")
+    return out
+
+
+def forecast_batch_for_model(model, loss_fn, data, batches: Sequence[int], *, fit_count: int = 3, draws: int = 32,
+                             steps: int = 1, examples: int | None = 256, seed: int = 0,
+                             reports: str | None = "lmech-report",
+                             progress: Callable[[int, int], None] | None = None) -> Forecast:
+    """The whole forecast on a user's model: noise scales at its parameters, best lrs at the `fit_count`
+    smallest batches (grids centred on the noiseless-quadratic ε_opt(B) from |G|²/GᵀHG), ε_max fitted, ε_opt
+    at every batch. Cost: 3M + 3 gradients, plus fit_count x 7 x draws runs of `steps` steps."""
+    from lmech.instruments._call import num_examples
+
+    batches = check_batches(batches, fit_count, num_examples(data[0]))
+    noise = hessian_noise_scale(model, loss_fn, data, examples=examples, seed=seed)
+    total, done = fit_count * 7 * draws, 0
+
+    def tick() -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(done, total)
+
+    fitted = [measured_best_lr(model, loss_fn, data, b, float(optimal_lr(b, noise.eps_max, noise.b_noise)),
+                               draws=draws, steps=steps, progress=tick) for b in batches[:fit_count]]
+    fit = fit_eps_max(batches[:fit_count], [lr for lr, _ in fitted], noise.b_noise)
+    result = forecast_batch(noise, fit, batches, reports=reports)
+    result.details.update({"fit_at_grid_edge": [int(edge) for _, edge in fitted], "steps": steps, "draws": draws})
+    return result
+
+
+def check_batch_forecast(model, loss_fn, data, result: Forecast, *, draws: int = 32, steps: int = 1,
+                         tolerance: float = 1.5, progress: Callable[[int, int], None] | None = None) -> dict:
+    """Held-out check: the best lr measured at every forecast batch beyond the fitted ones (grids of 9 rates
+    factor 2^(1/4) centred on the forecast), the factor max(r, 1/r) to the forecast and to linear scaling.
+    Needs batches spanning >= 32x. passed: every factor <= tolerance and no best rate at its grid edge."""
+    table = result.details["lr_at_batch"]
+    fitted = {int(b) for b in result.details["fit_batches"]}
+    batches = sorted(int(b) for b in table)
+    if batches[-1] < 32 * batches[0]:
+        raise InputError(f"--check needs batches spanning at least 32x, got {batches[0]}..{batches[-1]}")
+    held = [b for b in batches if b not in fitted]
+    total, done = len(held) * 9 * draws, 0
+
+    def tick() -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(done, total)
+
+    rows = []
+    for b in held:
+        forecast = table[str(b)][0]
+        best, edge = measured_best_lr(model, loss_fn, data, b, forecast, half_width=4, draws=draws, steps=steps,
+                                      progress=tick)
+        linear = result.details["linear_scaling_lr"][str(b)]
+        rows.append({"batch": b, "forecast_lr": forecast, "measured_best_lr": best, "at_grid_edge": edge,
+                     "factor": max(best / forecast, forecast / best), "linear_lr": linear,
+                     "linear_factor": max(best / linear, linear / best)})
+    worst = max(r["factor"] for r in rows)
+    return {"rows": rows, "error": worst, "tolerance": tolerance,
+            "passed": bool(worst <= tolerance and not any(r["at_grid_edge"] for r in rows)),
+            "linear_factor_at_largest": rows[-1]["linear_factor"]}

@@ -17,13 +17,13 @@ import torch
 from torch import Tensor
 
 from lmech.errors import InputError
-from lmech.forecast._check import OptimizerChoice
+from lmech.forecast._check import OptimizerChoice, bisect_divergence_lr
 from lmech.forecast.result import Forecast, track_record
 from lmech.instruments.preconditioned_sharpness import preconditioned_sharpness
 from lmech.instruments.sharpness import sharpness
 
 __all__ = ["CATAPULT_FACTOR", "RELU_CATAPULT_FACTOR", "MOMENTUM_TOLERANCE", "max_lr_window", "adam_init_preconditioner",
-           "is_piecewise_linear", "forecast_max_lr", "PHENOMENON_NAME"]
+           "is_piecewise_linear", "forecast_max_lr", "check_max_lr", "PHENOMENON_NAME"]
 
 PHENOMENON_NAME = "forecast-max-lr"
 CATAPULT_FACTOR = 2.0  # GD on MSE survives up to ~4/λ0 = 2 x (2/λ0) (Lewkowycz et al. 2020, Sec. 2, smooth nets)
@@ -133,3 +133,24 @@ def data_size(data) -> int:
     from lmech.instruments._call import num_examples
 
     return num_examples(data[0])
+
+
+def check_max_lr(model: torch.nn.Module, loss_fn: Callable[[Tensor, Tensor], Tensor], data, result: Forecast,
+                 choice: OptimizerChoice, *, steps: int = 200, rel_tol: float = 0.05,
+                 progress: Callable[[int, int], None] | None = None) -> dict:
+    """Held-out check: bisect the divergence lr of `steps` full-batch steps on copies of the model
+    (`_check.bisect_divergence_lr`, started at the forecast) and score it against the window.
+
+    Returns {"divergence_lr", "stable", "unstable", "runs", "steps", "ratio" (divergence / forecast),
+    "inside" (in the interval), "error" (factor outside the window, 1 inside), "passed"}.
+    """
+    if steps < 1:
+        raise InputError(f"--check-steps must be >= 1, got {steps}")
+    bracket = bisect_divergence_lr(model, loss_fn, data, choice, result.forecast, steps=steps, rel_tol=rel_tol,
+                                   progress=progress)
+    low, high = result.interval
+    lr = bracket.lr
+    error = 1.0 if low <= lr <= high else (low / lr if lr < low else lr / high)
+    return {"divergence_lr": lr, "stable": bracket.stable, "unstable": bracket.unstable, "runs": bracket.runs,
+            "steps": steps, "ratio": lr / result.forecast, "inside": bool(low <= lr <= high),
+            "error": float(error), "tolerance": 1.0, "passed": bool(low <= lr <= high)}

@@ -35,7 +35,7 @@ import math
 import numpy as np
 import torch
 
-from lmech.forecast.batch import fit_eps_max, hessian_noise_scale, lr_grid, optimal_lr
+from lmech.forecast.batch import best_lr_from_losses, fit_eps_max, hessian_noise_scale, lr_grid, optimal_lr
 from lmech.instruments.losses import named_loss
 from lmech.models.family import build_model
 from lmech.models.mlp import ModelSpec
@@ -83,23 +83,6 @@ def predict(specs: list[RunSpec]) -> dict:
     batches = sorted({s.optimizer.batch_size for s in specs})
     return {"law": "eps_opt(B) = eps_max / (1 + B_noise / B)", "fit_batches": batches[:FIT_BATCHES],
             "scored_batches": batches[-SCORED_BATCHES:], "tolerance": TOLERANCE, "linear_miss": LINEAR_MISS}
-
-
-def best_lr_from_losses(lrs, losses) -> tuple[float, bool]:
-    """(best lr, at the grid edge): the vertex of the parabola in log lr through the grid minimum and its
-    two neighbours (the minimum itself when it is at an edge or the parabola is not convex)."""
-    lrs, losses = np.asarray(lrs, dtype=float), np.asarray(losses, dtype=float)
-    order = np.argsort(lrs)
-    lrs, losses = lrs[order], losses[order]
-    i = int(np.nanargmin(np.where(np.isfinite(losses), losses, np.inf)))
-    if i == 0 or i == len(lrs) - 1:
-        return float(lrs[i]), True
-    x = np.log(lrs[i - 1:i + 2])
-    a, b, _ = np.polyfit(x, losses[i - 1:i + 2], 2)
-    if not a > 0:
-        return float(lrs[i]), False
-    vertex = float(np.clip(-b / (2 * a), x[0], x[-1]))
-    return math.exp(vertex), False
 
 
 def _initial_module(spec: RunSpec):
