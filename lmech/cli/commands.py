@@ -21,6 +21,32 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from lmech.cli.spec_input import MAX_DEPTH, excerpt, load_spec_text, read_spec_file, shorten
 from lmech.errors import InputError
 
+def _show_flags_as_flags() -> None:
+    """typer 0.29's help prints `<bool>` after a boolean flag, as if it took a value: print nothing there."""
+    from typer.core import TyperOption
+
+    if getattr(TyperOption.display_type_rich, "_lmech", False):
+        return
+    original = TyperOption.display_type_rich
+
+    def display_type_rich(self, ctx):
+        return None if self.is_flag else original(self, ctx)
+
+    display_type_rich._lmech = True
+    TyperOption.display_type_rich = display_type_rich
+
+
+class _ListsPhenomena(typer.core.TyperCommand):
+    """A command whose --help ends with the phenomenon names (imported only when help is shown)."""
+
+    def format_help(self, ctx, formatter):
+        from lmech.phenomena import PHENOMENA
+
+        self.epilog = "Phenomena: " + ", ".join(PHENOMENA)
+        return super().format_help(ctx, formatter)
+
+
+_show_flags_as_flags()
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="lmech: a laboratory for learning mechanics.")
 fit_app = typer.Typer(no_args_is_help=True, help="Fit scaling laws and learning curves from a CSV.")
@@ -144,7 +170,7 @@ def _atlas_store(runs: Path, prefix: str, resume: bool) -> Path:
     return runs / f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
 
 
-@app.command()
+@app.command(cls=_ListsPhenomena)
 def atlas(
     only: Annotated[Optional[list[str]], typer.Option("--only", help="run only this phenomenon (repeatable)")] = None,
     fast: Annotated[bool, typer.Option("--fast", help="small sizes: each phenomenon in <= 90 s")] = False,
@@ -181,11 +207,11 @@ def atlas(
     raise typer.Exit(0 if all(v.passed for v in verdicts) else 1)
 
 
-@app.command()
+@app.command(cls=_ListsPhenomena)
 def run(
-    name: Annotated[str, typer.Argument(help="phenomenon name (see `lmech atlas --help`)")],
+    name: Annotated[str, typer.Argument(help="phenomenon name (listed below)")],
     sets: Sets = None,
-    fast: Annotated[bool, typer.Option("--fast")] = False,
+    fast: Annotated[bool, typer.Option("--fast", help="small sizes (at most 90 s per phenomenon on 2 cores)")] = False,
     runs: RunsDir = Path("lmech-runs"),
     as_json: JsonFlag = False,
 ):
@@ -335,25 +361,32 @@ def list_runs(
         conditions = [f"({where})"] if where else []
         if sweep is not None:
             conditions.append("sweep = '" + sweep.replace("'", "''") + "'")
-        rows = []
-        for store in _stores(runs):
-            if not store.run_ids():  # a run directory, or an empty store: nothing to list or query
-                continue
-            if conditions:
-                try:
-                    ids = [r for (r,) in store.query("select run_id from runs where " + " and ".join(conditions)
-                                                     + " order by run_id")]
-                except Exception as error:  # duckdb's parser and binder errors: the user's SQL
-                    raise InputError(f"--where: {str(error).splitlines()[0]}") from None
-            else:
-                ids = store.run_ids()
-            rows += [dict(_run_row(store, i), store=str(store.root)) for i in ids]
+        with _spinner(f"reading {runs}", enabled=not as_json):
+            rows = _listed_rows(runs, conditions)
         rows = rows[:limit] if limit else rows
     if as_json:
         _emit_json({"runs": rows})
     else:
         stdout.print(_runs_table([{k: v for k, v in r.items() if k != "store"} for r in rows]))
         stdout.print(f"{len(rows)} runs")
+
+
+def _listed_rows(runs: Path, conditions: list[str]) -> list[dict]:
+    """`lmech ls`'s rows: every (matching) run of every store at or one level below `runs`."""
+    rows = []
+    for store in _stores(runs):
+        if not store.run_ids():  # a run directory, or an empty store: nothing to list or query
+            continue
+        if conditions:
+            try:
+                ids = [r for (r,) in store.query("select run_id from runs where " + " and ".join(conditions)
+                                                 + " order by run_id")]
+            except Exception as error:  # duckdb's parser and binder errors: the user's SQL
+                raise InputError(f"--where: {str(error).splitlines()[0]}") from None
+        else:
+            ids = store.run_ids()
+        rows += [dict(_run_row(store, i), store=str(store.root)) for i in ids]
+    return rows
 
 
 @app.command()

@@ -110,3 +110,14 @@ def test_real_entry_point_prints_no_traceback(tmp_path):
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and "Traceback" not in result.stderr
+
+
+def test_help_lists_phenomena_and_shows_flags_as_flags():
+    from lmech.phenomena import PHENOMENA
+
+    for command in ("run", "atlas"):
+        result = runner.invoke(app, [command, "--help"], terminal_width=200)
+        assert result.exit_code == 0
+        text = " ".join(result.output.split())
+        assert all(name in text for name in PHENOMENA), text
+        assert "<bool>" not in result.output and "--fast" in result.output
