@@ -166,8 +166,8 @@ def bisect_divergence_lr(model, loss_fn, data, choice: OptimizerChoice, guess: f
     return DivergenceBracket(lo, hi, math.sqrt(lo * hi), runs)
 
 
-def best_lr_at_batch(model, loss_fn, data, choice: OptimizerChoice, batch_size: int, lrs: Sequence[float],
-                     steps: int, seeds: Sequence[int] = (0,),
+def best_lr_at_batch(model, loss_fn, data, choice: OptimizerChoice, batch_size: int, lrs,
+                     steps: int, seeds=(0,),
                      progress: Callable[[], None] | None = None) -> tuple[float, list[float]]:
     """(best lr, mean final loss per lr) of `steps` minibatch steps at `batch_size`, over `seeds`
     (each seed its own batch draws). A diverged run counts as inf. Cost: len(lrs) x len(seeds) runs."""

@@ -132,7 +132,7 @@ def optimal_lr(batch, eps_max: float, b_noise: float) -> np.ndarray:
         raise InputError(f"batch sizes must be > 0, got {b.tolist()}")
     if not (eps_max > 0 and b_noise >= 0):
         raise InputError(f"need eps_max > 0 and b_noise >= 0, got {eps_max}, {b_noise}")
-    return eps_max / (1.0 + b_noise / b)
+    return np.asarray(eps_max / (1.0 + b_noise / b))
 
 
 @dataclass(frozen=True)
@@ -148,7 +148,7 @@ class EpsMaxFit:
     best_lrs: tuple[float, ...]
 
 
-def fit_eps_max(batches: Sequence[float], best_lrs: Sequence[float], b_noise: float, *,
+def fit_eps_max(batches, best_lrs, b_noise: float, *,
                 grid_factor: float = 2 ** 0.25) -> EpsMaxFit:
     """Fit log ε_max = mean_i [log lr_i + log(1 + B_noise / B_i)] to the best rates of small batches.
 
@@ -202,7 +202,7 @@ def best_lr_from_losses(lrs, losses) -> tuple[float, bool]:
     return math.exp(vertex), False
 
 
-def forecast_batch(noise: NoiseScales, fit: EpsMaxFit, batches: Sequence[int], *,
+def forecast_batch(noise: NoiseScales, fit: EpsMaxFit, batches, *,
                    reports: str | None = "lmech-report") -> Forecast:
     """The critical batch B_noise with its interval, and ε_opt(B) at `batches` (details.lr_at_batch).
 
@@ -245,7 +245,7 @@ def measured_best_lr(model, loss_fn, data, batch: int, centre: float, *, half_wi
     return best_lr_from_losses(grid, means)
 
 
-def check_batches(batches: Sequence[int], fit_count: int, data_size: int) -> list[int]:
+def check_batches(batches, fit_count: int, data_size: int) -> list[int]:
     """The batch list, validated: integers >= 1 and <= the data size, at least fit_count + 1 of them
     (fit_count >= 2 fitted, the rest forecast), strictly increasing."""
     out = [int(b) for b in batches]
@@ -261,7 +261,7 @@ def check_batches(batches: Sequence[int], fit_count: int, data_size: int) -> lis
     return out
 
 
-def forecast_batch_for_model(model, loss_fn, data, batches: Sequence[int], *, fit_count: int = 3, draws: int = 32,
+def forecast_batch_for_model(model, loss_fn, data, batches, *, fit_count: int = 3, draws: int = 32,
                              steps: int = 1, examples: int | None = 256, seed: int = 0,
                              reports: str | None = "lmech-report",
                              progress: Callable[[int, int], None] | None = None) -> Forecast:
