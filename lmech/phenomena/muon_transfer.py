@@ -71,7 +71,7 @@ def _settings(fast: bool) -> dict:
             "depth": 2, "n_train": 2048}
 
 
-def _optimizer(name: str, log2_lr: float) -> OptimizerSpec:
+def _optimizer(name: str, log2_lr: int | float) -> OptimizerSpec:
     if name == "muon":
         return OptimizerSpec(name="muon", lr=2.0**log2_lr, momentum=MUON_MOMENTUM, batch_size=BATCH,
                              muon_lr_scale="original", adamw_lr_ratio=1.0)
