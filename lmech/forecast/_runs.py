@@ -141,9 +141,21 @@ class DataRunner:
     kwargs: dict = field(default_factory=dict)
 
     def model_at(self, width: int, seed: int = 0) -> torch.nn.Module:
-        from lmech.models.factory import call_factory
+        """The factory's module at `width`, initialised from `seed`: torch's RNG is seeded from it
+        (`call_factory`), and a factory with its own `seed` keyword also gets it (one that seeds
+        torch itself would otherwise give every member the same weights)."""
+        import inspect
 
-        return call_factory(self.factory, {**self.kwargs, "width": int(width)}, seed)
+        from lmech.models.factory import call_factory, load_factory
+
+        kwargs = {**self.kwargs, "width": int(width)}
+        try:
+            takes_seed = "seed" in inspect.signature(load_factory(self.factory)).parameters
+        except (TypeError, ValueError):
+            takes_seed = False
+        if takes_seed and "seed" not in self.kwargs:
+            kwargs["seed"] = int(seed)
+        return call_factory(self.factory, kwargs, seed)
 
     def parameters(self, width: int) -> int:
         return count_parameters(self.model_at(width))
