@@ -66,7 +66,8 @@ def run_loss(model: torch.nn.Module, loss_fn: Callable[[Tensor, Tensor], Tensor]
     """(initial, final) full-data loss of `steps` optimizer steps on a deep copy of `model`.
 
     batch_size None is full-batch; otherwise minibatches drawn with replacement from a
-    generator seeded by (seed, "forecast-check-batches"). The run stops early, returning
+    generator seeded by (seed, "forecast-check-batches"). The copy trains in eval mode (dropout
+    off, batch-norm running statistics used, not updated). The run stops early, returning
     final = inf, when the loss is non-finite or exceeds `blowup` times the initial loss.
     Cost: `steps` forward-backward passes on the batch plus one full-data loss per step
     (full batch) or at the end (minibatches).
