@@ -203,7 +203,7 @@ class DataRunner:
         record(column)
         for step in range(1, steps + 1):
             if batch < n:
-                index = torch.randperm(n, generator=g)[:batch]
+                index = torch.randint(0, n, (batch,), generator=g)  # with replacement: O(batch) per step
                 x, y = take(self.inputs, index), self.targets[index]
             else:
                 x, y = self.inputs, self.targets
