@@ -11,7 +11,7 @@ start) and Adam (the law is derived for SGD).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np

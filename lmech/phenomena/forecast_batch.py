@@ -33,7 +33,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import torch
 
 from lmech.forecast.batch import best_lr_from_losses, fit_eps_max, hessian_noise_scale, lr_grid, optimal_lr
 from lmech.instruments.losses import named_loss

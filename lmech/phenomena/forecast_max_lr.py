@@ -37,7 +37,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import torch
 
 from lmech.forecast._check import OptimizerChoice
 from lmech.forecast.max_lr import CATAPULT_FACTOR, RELU_CATAPULT_FACTOR, forecast_max_lr, max_lr_window
