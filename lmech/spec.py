@@ -90,10 +90,12 @@ class RunSpec(_Spec):
                                    "order_seed (a fresh epoch starts there); ignored when order_seed is None")
 
     @model_serializer(mode="wrap")
-    def _omit_default_order(self, handler):
-        """Leave the order fields out while unset, so every run id from before they existed is unchanged."""
+    def _omit_default_order(self, handler, info):
+        """In the run id's JSON (context "run_id"), leave the order fields out while unset, so every run id
+        from before they existed is unchanged; every other dump has them (--set, sweep axes)."""
         tree = handler(self)
-        if isinstance(tree, dict) and self.order_seed is None and self.order_switch_step == 0:
+        if (isinstance(tree, dict) and (info.context or {}).get("run_id") and self.order_seed is None
+                and self.order_switch_step == 0):
             tree.pop("order_seed", None)
             tree.pop("order_switch_step", None)
         return tree
@@ -129,7 +131,7 @@ class SweepSpec(RunSpec):
 
 
 def canonical_json(spec: RunSpec) -> str:
-    return json.dumps(spec.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return json.dumps(spec.model_dump(mode="json", context={"run_id": True}), sort_keys=True, separators=(",", ":"))
 
 
 def run_id(spec: RunSpec) -> str:

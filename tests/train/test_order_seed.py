@@ -46,12 +46,17 @@ def test_default_order_is_unchanged(seeds):
 def test_default_run_id_is_unchanged():
     spec = _spec(seed=2)
     tree = spec.model_dump(mode="json")
-    assert "order_seed" not in tree and "order_switch_step" not in tree
-    legacy = json.dumps(tree, sort_keys=True, separators=(",", ":"))
+    assert tree["order_seed"] is None and tree["order_switch_step"] == 0  # settable: --set, sweep axes
+    legacy = {k: v for k, v in tree.items() if k not in ("order_seed", "order_switch_step")}
+    legacy = json.dumps(legacy, sort_keys=True, separators=(",", ":"))
     assert spec.id == hashlib.sha256(legacy.encode()).hexdigest()[:16]
     child = _spec(seed=2, order_seed=5, order_switch_step=3)
     assert child.id != spec.id and child.model_dump()["order_seed"] == 5
     assert RunSpec.model_validate(child.model_dump(mode="json")) == child  # round trip
+    from lmech.spec import SweepSpec, expand_sweep
+
+    sweep = SweepSpec(steps=5, observe={}, sweep={"order_seed": [1, 2], "order_switch_step": [0, 3]})
+    assert sorted((r.order_seed, r.order_switch_step) for r in expand_sweep(sweep)) == [(1, 0), (1, 3), (2, 0), (2, 3)]
 
 
 def test_orders_agree_before_the_switch_and_differ_after():
