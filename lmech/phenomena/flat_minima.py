@@ -2,13 +2,13 @@
 yet raw sharpness is not invariant to a function-preserving reparameterization.
 
 Claims: (a) Keskar et al. 2017 ("On large-batch training for deep learning:
-generalization gap and sharp minima", Sec. 2-3): large-batch SGD converges to
+generalization gap and sharp minima"): large-batch SGD converges to
 sharper minima that generalize worse than small-batch SGD's flat ones; Maddox,
 Benton & Wilson 2020 ("Rethinking parameter counting in deep models: effective
 dimensionality revisited", eq. (2)): the Hessian's effective
 dimensionality N_eff(z) = sum_i λ_i / (λ_i + z) tracks generalization likewise.
 (b) Dinh, Pascanu, Bengio & Bengio 2017 ("Sharp minima can generalize for deep
-nets", Sec. 4): for a ReLU network the map (W_l, b_l, W_{l+1}) ->
+nets", the α-scale transformation): for a ReLU network the map (W_l, b_l, W_{l+1}) ->
 (c W_l, c b_l, W_{l+1} / c) leaves the function unchanged while the Hessian
 becomes D^-1 H D^-1 (D = c on layer l, 1/c on layer l + 1), so sharpness can be
 made arbitrarily large or small at the same test loss: raw sharpness is not a
@@ -41,13 +41,16 @@ comparison says next to (a) that (b) shows raw sharpness is not an invariant.
 
 Scope and precise form: the sweep fixes the learning rate and the step count, so
 a smaller batch also means fewer epochs (16: 15 epochs; full batch: 1,500) and a
-higher final training loss; the correlation is claimed for this protocol (the
-one Keskar et al.'s Sec. 2 gap is usually quoted for is fixed epochs), not for
-solutions matched in training loss. The correlation is across the sweep: within
+higher final training loss; the correlation is claimed for this protocol, not
+for solutions matched in epochs or in training loss (there the gap may order
+differently). The correlation is across the sweep: within
 one batch size the seed-to-seed spread of gap and sharpness is not claimed to
 be ordered. (b) shows that the correlation in (a) is a property of what SGD
 finds from a standard initialization, not of sharpness as a function-level
 quantity.
+
+Cost: fast, 18 runs x 1,500 steps in 6 ensemble jobs plus one 10-eigenvalue
+Lanczos per run and 2 for the control, about 25 CPU-seconds on one thread.
 """
 
 import math
@@ -270,7 +273,7 @@ PHENOMENON = Phenomenon(
           "(large batches: sharper, larger gap); but a function-preserving ReLU rescaling changes sharpness by the "
           "rescale factor, so raw sharpness is not an invariant.",
     formula="ρ_S(λ_max, gap) ≥ 0.7, ρ_S(N_eff, gap) ≥ 0.7;  (cW_l, cb_l, W_{l+1}/c): f unchanged, λ_max × ≥ c",
-    source=("Keskar et al. 2017 (ICLR), Sec. 2-3; Maddox, Benton & Wilson 2020, eq. (2); "
-            "Dinh, Pascanu, Bengio & Bengio 2017 (ICML), Sec. 4"),
+    source=("Keskar et al. 2017 (ICLR); Maddox, Benton & Wilson 2020, eq. (2); "
+            "Dinh, Pascanu, Bengio & Bengio 2017 (ICML), α-scale transformation"),
     runs=runs, predict=predict, measure=measure, compare=compare, figure=figure,
 )
