@@ -190,6 +190,7 @@ def register(app: typer.Typer) -> None:
         batch_size: BatchOpt = 32,
         widths: Annotated[str, typer.Option("--widths", help="ladder widths, comma-separated")] = "2,4,8,16,32,64",
         lr: Annotated[float, typer.Option("--lr", help="constant learning rate of every rung")] = 0.02,
+        max_steps: Annotated[int, typer.Option("--max-steps", help="leave out rungs longer than this")] = 4096,
         seeds: SeedsOpt = 4,
         as_json: JsonOpt = False, check: CheckOpt = False, reports: ReportsOpt = Path("lmech-report"),
     ):
@@ -206,7 +207,7 @@ def register(app: typer.Typer) -> None:
             runner = _runner(model, spec, task, data, loss, optimizer, momentum, batch_size, ladder[0], "loss/test")
             with _progress("IsoFLOP ladders", enabled=not as_json) as progress:
                 forecast = run_compute(runner, ladder, values, target_budget, lr, seeds, check, progress,
-                                       track_record(PHENOMENON_NAME, reports))
+                                       track_record(PHENOMENON_NAME, reports), max_steps)
 
         def lines(f):
             d = f.details

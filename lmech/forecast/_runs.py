@@ -9,7 +9,8 @@ length) and return each member's loss curve. Two runners with one interface:
 - `DataRunner`: the user's factory and the user's own (inputs, targets), trained by the same
   vectorized step (`lmech.train.stack_members` + `losses_and_grads` + `optimizer_step`).
 
-Both return `Curves`: steps (T,) int and losses (K, T) float64 (the full-data training loss, or
+Both return `Curves`: steps (T,) int and losses (K, T) float64 (the training loss on the data, on a
+fixed subset of EVAL_EXAMPLES when the data are larger, or
 for a SpecRunner the metric it was built with); a member whose loss became non-finite is +inf from
 there on (it diverged). It ignores what is fitted to the curves (lr_transfer.py, compute.py,
 curve.py).
@@ -33,6 +34,7 @@ from lmech.errors import InputError
 __all__ = ["Curves", "SpecRunner", "DataRunner", "with_width", "count_parameters"]
 
 Progress = Callable[[int, int], None] | None
+EVAL_EXAMPLES = 4096  # DataRunner: the recorded loss is on at most this many examples (a fixed seeded subset)
 
 
 @dataclass(frozen=True)
@@ -192,9 +194,12 @@ class DataRunner:
         grid = sorted({*range(0, steps + 1, max(int(every), 1)), steps})
         losses = np.full((k, len(grid)), np.inf)
 
+        subset = torch.randperm(n, generator=generator(int(seeds[0]), "forecast/evaluation"))[:EVAL_EXAMPLES]
+        eval_x, eval_y = (take(self.inputs, subset), self.targets[subset]) if n > EVAL_EXAMPLES else (self.inputs, self.targets)
+
         def record(column: int) -> None:
             with torch.no_grad():
-                values = per_member_loss(stacked.forward(params, self.inputs), self.targets, self.loss)
+                values = per_member_loss(stacked.forward(params, eval_x), eval_y, self.loss)
             for member in range(k):
                 if alive[member] and bool(torch.isfinite(values[member])):
                     losses[member, column] = float(values[member])

@@ -185,8 +185,11 @@ def check_compute(forecast: Forecast, sizes, losses) -> dict:
 MIN_STEPS = 8  # a rung shorter than this many steps is left out of its ladder
 
 
-def train_ladder(runner, widths, budget: float, lr: float, seeds: int, progress=None) -> tuple[np.ndarray, np.ndarray]:
-    """One IsoFLOP ladder on a runner: (sizes (M,), final losses (R, M)) for the widths with >= MIN_STEPS steps.
+def train_ladder(runner, widths, budget: float, lr: float, seeds: int, progress=None,
+                 max_steps: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """One IsoFLOP ladder on a runner: (sizes (M,), final losses (R, M)) for the widths whose run at
+    `budget` lasts MIN_STEPS..max_steps steps (None: no upper limit; the longest runs are the
+    smallest models, far below the optimum at large budgets).
 
     Each rung trains `seeds` members for ladder_steps(budget, N(width), batch) steps at a constant lr;
     its loss is the last recorded value of the runner's metric.
@@ -194,10 +197,10 @@ def train_ladder(runner, widths, budget: float, lr: float, seeds: int, progress=
     batch = runner.batch_size
     rungs = [(w, runner.parameters(w)) for w in sorted({int(w) for w in widths})]
     rungs = [(w, n, ladder_steps(budget, n, batch)) for w, n in rungs]
-    rungs = [r for r in rungs if r[2] >= MIN_STEPS]
+    rungs = [r for r in rungs if r[2] >= MIN_STEPS and (max_steps is None or r[2] <= max_steps)]
     if len(rungs) < 3:
-        raise InputError(f"budget {budget:.3g} FLOPs leaves {len(rungs)} of the widths at least {MIN_STEPS} steps "
-                         "(need 3): raise the budget or add smaller widths")
+        raise InputError(f"budget {budget:.3g} FLOPs leaves {len(rungs)} of the widths {MIN_STEPS}.."
+                         f"{max_steps or 'any'} steps (need 3): change the budget or the widths")
     total = sum(r[2] for r in rungs)
     done = 0
     sizes, losses = [], []
@@ -211,7 +214,7 @@ def train_ladder(runner, widths, budget: float, lr: float, seeds: int, progress=
 
 
 def run_compute(runner, widths, budgets, target_budget: float, lr: float, seeds: int, check: bool = False,
-                progress=None, track_record: dict | None = None) -> Forecast:
+                progress=None, track_record: dict | None = None, max_steps: int | None = None) -> Forecast:
     """The whole forecast on a runner: ladders at `budgets`, the fit, the forecast at `target_budget`, and
     with check=True the held-out ladder there (Forecast.check filled; passes like the atlas verdict:
     within a factor 1.5, inside the interval, loss at the forecast size within 1% of the ladder's minimum)."""
@@ -222,12 +225,12 @@ def run_compute(runner, widths, budgets, target_budget: float, lr: float, seeds:
         raise InputError("seeds must be at least 1 and the lr positive")
     jobs = len(budgets) + int(check)
     part = lambda j: (lambda d, t: progress(j * 1000 + int(1000 * d / max(t, 1)), jobs * 1000)) if progress else None  # noqa: E731
-    ladders = [train_ladder(runner, widths, c, lr, seeds, part(j)) for j, c in enumerate(budgets)]
+    ladders = [train_ladder(runner, widths, c, lr, seeds, part(j), max_steps) for j, c in enumerate(budgets)]
     fit = fit_compute_optimal(budgets, [s for s, _ in ladders], [l for _, l in ladders])
     forecast = forecast_compute(fit, target_budget, track_record)
     if not check:
         return forecast
-    sizes, losses = train_ladder(runner, widths, target_budget, lr, seeds, part(len(budgets)))
+    sizes, losses = train_ladder(runner, widths, target_budget, lr, seeds, part(len(budgets)), max_steps)
     result = check_compute(forecast, sizes, losses)
     result["passed"] = bool(result["factor_error"] <= 1.5 and result["inside_interval"]
                             and result["excess_loss"] <= 0.01 and result["measured_edge"] is None)

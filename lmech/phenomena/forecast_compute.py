@@ -42,13 +42,13 @@ __all__ = ["PHENOMENON", "FACTOR_TOLERANCE", "LOSS_TOLERANCE", "judge"]
 FACTOR_TOLERANCE = 1.5
 LOSS_TOLERANCE = 0.01
 DIM, BATCH, LR, NOISE, INIT = 64, 64, 0.02, 0.1, 0.3
-STEP_WINDOW = (192, 1536)  # a rung runs between these many steps (8x in examples per parameter)
+STEP_WINDOW = (64, 1024)  # a rung runs between these many steps (16x in examples per parameter)
 BASE_BUDGET = 8e7  # C1 (FLOPs); the others are C1 x 2^k
 WIDTHS = (2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768)
 
 
 def _design(fast: bool) -> dict:
-    return {"budgets": [BASE_BUDGET * 2**k for k in range(4)], "seeds": 3} if fast else \
+    return {"budgets": [BASE_BUDGET * 2**k for k in range(4)], "seeds": 4} if fast else \
         {"budgets": [BASE_BUDGET * 2**k for k in range(5)], "seeds": 8}
 
 
