@@ -37,7 +37,7 @@ endif
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install $(PIP_FLAGS) $(TORCH)
-	$(BIN)/python -m pip install $(PIP_FLAGS) -e ".[test,tensorboard,mlflow]"  # the export tests read back with their readers
+	$(BIN)/python -m pip install $(PIP_FLAGS) -e ".[test,tensorboard,mlflow,ray]"  # the export tests read back with their readers; Ray on loopback
 	touch $(STAMP)
 
 demo: $(STAMP)

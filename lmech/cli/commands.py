@@ -161,6 +161,21 @@ def _emit_json(obj) -> None:
     sys.stdout.write(json.dumps(_finite(obj), default=lambda o: _finite(float(o)), allow_nan=False) + "\n")
 
 
+ExecutorOption = Annotated[Optional[str], typer.Option("--executor", help="local | process | ray (default: process "
+                                                      "when --workers > 1, else local)")]
+RayAddressOption = Annotated[Optional[str], typer.Option("--ray-address", help="with --executor ray: auto or "
+                                                         "HOST:PORT of a running cluster (default: start a local one)")]
+
+
+def _check_executor(executor: str | None, ray_address: str | None, allow_none: bool = False) -> None:
+    if executor is None and allow_none:
+        executor = "local"
+    if executor not in ("local", "process", "ray"):
+        raise InputError(f"unknown executor '{str(executor)[:40]}' (local, process, ray)")
+    if ray_address is not None and executor != "ray":
+        raise InputError("--ray-address needs --executor ray")
+
+
 def _atlas_store(runs: Path, prefix: str, resume: bool) -> Path:
     """A fresh store for this atlas run (verdicts come from this run's measurements), or with
     --resume the newest earlier one. Nothing is deleted, so concurrent runs cannot clobber each other."""
@@ -179,6 +194,8 @@ def atlas(
     report: Annotated[Path, typer.Option("--report", help="reports folder: this run's report is kept in "
                                          "<folder>/<store name>/; <folder>/index.html shows the newest and lists all")] = Path("lmech-report"),
     workers: Annotated[int, typer.Option(help="worker processes for phenomena with several ensemble jobs")] = 2,
+    executor: ExecutorOption = None,
+    ray_address: RayAddressOption = None,
     as_json: JsonFlag = False,
 ):
     """Run the atlas: every phenomenon's prediction vs measurement, a scorecard and an HTML report."""
@@ -187,13 +204,14 @@ def atlas(
     from lmech.store import Store
 
     with _user_errors():
+        _check_executor(executor, ray_address, allow_none=True)
         chosen = [get_phenomenon(name) for name in only] if only else list(PHENOMENA.values())
         store = Store(_atlas_store(runs, "atlas-fast" if fast else "atlas", resume))
         verdicts = []
         for phenomenon in chosen:
             with _progress(phenomenon.name, enabled=not as_json) as progress:
                 verdicts.append(run_phenomenon(phenomenon, store, fast, progress=progress,
-                                                workers=workers))
+                                                workers=workers, executor=executor, ray_address=ray_address))
             if not as_json:
                 v = verdicts[-1]
                 stderr.print(f"{v.name}: {'PASS' if v.passed else 'FAIL'} ({v.seconds:.1f} s)")
@@ -249,8 +267,9 @@ def sweep(
     spec: Annotated[Optional[Path], typer.Argument(help="YAML sweep spec (fields of RunSpec + sweep axes)")] = None,
     sets: Sets = None,
     runs: RunsDir = Path("lmech-runs"),
-    executor: Annotated[str, typer.Option(help="local | process")] = "local",
-    workers: Annotated[int, typer.Option(help="processes for --executor process")] = 2,
+    executor: Annotated[str, typer.Option(help="local | process | ray")] = "local",
+    workers: Annotated[int, typer.Option(help="processes for --executor process; CPUs of a local Ray cluster")] = 2,
+    ray_address: RayAddressOption = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="validate and expand the sweep; list its runs, "
                                           "train nothing")] = False,
     as_json: JsonFlag = False,
@@ -263,8 +282,7 @@ def sweep(
     from lmech.store import Store
 
     with _user_errors():
-        if executor not in ("local", "process"):
-            raise InputError(f"unknown executor '{executor}' (local, process)")
+        _check_executor(executor, ray_address)
         sweep_spec = _load_sweep(spec, _parse_sets(sets))
         specs = expand_sweep(sweep_spec)
         store = Store(runs)
@@ -273,7 +291,7 @@ def sweep(
             return
         with _progress(f"sweep {escape(sweep_spec.name)}", enabled=not as_json) as progress:
             outcome = execute(specs, store, executor=executor, workers=workers, progress=progress,
-                              sweep=sweep_spec.name)
+                              sweep=sweep_spec.name, ray_address=ray_address)
     rows = [_run_row(store, run_id) for run_id in outcome.run_ids]
     if as_json:
         _emit_json({"trained": outcome.trained, "skipped": outcome.skipped, "diverged": outcome.diverged,

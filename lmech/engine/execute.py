@@ -1,8 +1,9 @@
 """Execute ensemble jobs and write each finished run to the store.
 
-Executors: "local" (in this process) and "process" (a pool of worker processes,
-one ensemble job each). Both write the same store layout; a killed sweep loses at
-most the jobs in flight, and rerunning skips what finished.
+Executors: "local" (in this process), "process" (a pool of worker processes, one
+ensemble job each) and "ray" (one Ray task per job, `ray_executor.py`). All write the
+same store layout; a killed sweep loses at most the jobs in flight, and rerunning skips
+what finished.
 """
 
 import json
@@ -107,12 +108,14 @@ def _worker(job: list[RunSpec], store_root: str, sweep: str | None = None) -> li
 
 def execute(runs: list[RunSpec], store: Store, executor: str = "local", workers: int = 2,
             progress: Callable[[int, int], None] | None = None, max_ensemble: int = 256,
-            sweep: str | None = None) -> ExecutionReport:
+            sweep: str | None = None, ray_address: str | None = None) -> ExecutionReport:
     """Train every run of `runs` not yet in `store`; return what happened.
 
     progress(done_steps, total_steps) is called as training advances (local executor)
     or as jobs finish (process executor). sweep: a name stored in each run's summary (the
     `sweep` column of `Store.query`'s `runs` table; the CLI passes the spec's `name`).
+    ray_address (executor "ray"): None starts a local Ray cluster with `workers` CPUs; "auto" or
+    "HOST:PORT" joins a running one.
     """
     start = time.perf_counter()
     validate_observe(runs)
@@ -120,7 +123,7 @@ def execute(runs: list[RunSpec], store: Store, executor: str = "local", workers:
     total = sum(job[0].steps for job in jobs) or 1
     done = 0
     outcomes: list[tuple[str, bool]] = []
-    if executor == "local" or len(jobs) <= 1:
+    if executor == "local" or (executor == "process" and len(jobs) <= 1):
         for job in jobs:
             base = done
 
@@ -139,8 +142,13 @@ def execute(runs: list[RunSpec], store: Store, executor: str = "local", workers:
                 done += futures[future][0].steps
                 if progress:
                     progress(done, total)
+    elif executor == "ray":
+        from lmech.engine.ray_executor import run_on_ray
+
+        outcomes += run_on_ray(jobs, str(store.root), sweep, ray_address, workers,
+                               (lambda steps: progress(steps, total)) if progress else None)
     else:
-        raise ValueError(f"unknown executor '{executor}' (local, process)")
+        raise ValueError(f"unknown executor '{executor}' (local, process, ray)")
     if progress:
         progress(total, total)
     ids = list(dict.fromkeys(spec.id for spec in runs))

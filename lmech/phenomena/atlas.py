@@ -30,15 +30,17 @@ def apply_overrides(runs: list[RunSpec], overrides: dict[str, object]) -> list[R
 def run_phenomenon(phenomenon: Phenomenon, store: Store, fast: bool,
                    overrides: dict[str, object] | None = None,
                    progress: Callable[[int, int], None] | None = None,
-                   workers: int = 1) -> Verdict:
+                   workers: int = 1, executor: str | None = None, ray_address: str | None = None) -> Verdict:
     """Train what the phenomenon needs (finished runs are reused), then judge it.
 
-    workers > 1 trains independent ensemble jobs in that many processes.
+    executor None: workers > 1 trains independent ensemble jobs in that many processes, else in
+    this one; "local" | "process" | "ray" choose (see `lmech.engine.execute`).
     """
     start = time.perf_counter()
     runs = apply_overrides(phenomenon.runs(fast), overrides or {})
-    execute(runs, store, executor="process" if workers > 1 else "local", workers=workers, sweep=phenomenon.name,
-            progress=progress)
+    executor = executor or ("process" if workers > 1 else "local")
+    execute(runs, store, executor=executor, workers=workers, sweep=phenomenon.name, progress=progress,
+            ray_address=ray_address)
     prediction = phenomenon.predict(runs)
     measurement = phenomenon.measure(store, runs)
     comparison = phenomenon.compare(prediction, measurement)
