@@ -11,7 +11,9 @@ from lmech.phenomena import (
     edge_of_stability,
     grokking,
     lazy_vs_rich,
+    muon_transfer,
     mup_transfer,
+    mup_transfer_transformer,
     scaling_law,
 )
 from lmech.phenomena.atlas import apply_overrides, run_phenomenon
@@ -29,6 +31,9 @@ _ALL = (
     grokking.PHENOMENON,
     scaling_law.PHENOMENON,
     critical_batch.PHENOMENON,
+    # the atlas on transformers (and the optimizers of today's practice)
+    mup_transfer_transformer.PHENOMENON,
+    muon_transfer.PHENOMENON,
 )
 PHENOMENA: dict[str, Phenomenon] = {p.name: p for p in _ALL}
 
