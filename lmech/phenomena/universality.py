@@ -288,6 +288,8 @@ def figure(prediction: dict, measurement: dict, comparison: Comparison):
         ax.bar(layers + 0.4 * i, values, width=0.35, label=f"best match MLP{widths[-1]} vs {key}")
         ax.bar(layers + 0.4 * i, measurement["control"][key], width=0.35, color="grey", alpha=0.7,
                label=f"shuffled-input control ({key})")
+        for layer, value in zip(layers, measurement["control"][key]):
+            ax.text(layer + 0.4 * i, 0.02, f"control {value:.3f}", ha="center", fontsize=7)
     ax.axhline(prediction["cross_threshold"], color="C3", ls="--", lw=1, label=f"threshold {prediction['cross_threshold']:g}")
     ax.set_xlabel("MLP hidden layer")
     ax.set_ylabel("debiased CKA")
