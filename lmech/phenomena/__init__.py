@@ -9,6 +9,8 @@ from lmech.phenomena import (
     deep_linear_dynamics,
     double_descent,
     edge_of_stability,
+    forecast_batch,
+    forecast_max_lr,
     grokking,
     lazy_vs_rich,
     muon_transfer,
@@ -34,6 +36,9 @@ _ALL = (
     # the atlas on transformers (and the optimizers of today's practice)
     mup_transfer_transformer.PHENOMENON,
     muon_transfer.PHENOMENON,
+    # forecasts, each scored on held-out runs (lmech forecast ... prints this verdict as its track record)
+    forecast_max_lr.PHENOMENON,
+    forecast_batch.PHENOMENON,
 )
 PHENOMENA: dict[str, Phenomenon] = {p.name: p for p in _ALL}
 
