@@ -6,7 +6,7 @@ drifts as a power of width, fitted on the proxies and extrapolated (`lmech.forec
 
 Experiment: a ReLU MLP with two hidden layers on a teacher-student regression (input dimension 8,
 4096 training examples, label noise 0.1: an irreducible loss, as in practice), Adam with
-minibatches of 64 for 200 steps, a half-octave lr grid (2^-12..2^-2) x 3 seeds at proxy widths 8,
+minibatches of 64 for 200 steps, a half-octave lr grid (2^-12..2^-3) x 3 seeds at proxy widths 8,
 16, 32, 64 and the held-out target width 256 (4x the largest proxy), under SP and muP (base width
 8). One width + parameterization is one ensemble job (lrs x seeds).
 
@@ -49,7 +49,7 @@ NOISE, N_TEST = 0.1, 1024  # label noise (the irreducible loss, as in practice),
 
 def _design(fast: bool) -> dict:
     if fast:
-        return {"proxies": [8, 16, 32, 64], "target": 256, "log2_lrs": [x / 2 for x in range(-24, -3)], "seeds": 3,
+        return {"proxies": [8, 16, 32, 64], "target": 256, "log2_lrs": [x / 2 for x in range(-24, -5)], "seeds": 3,
                 "steps": 200, "n_train": 4096, "batch": 64}
     return {"proxies": [16, 32, 64, 128], "target": 512, "log2_lrs": [x / 2 for x in range(-28, 0)], "seeds": 4,
             "steps": 400, "n_train": 8192, "batch": 64}

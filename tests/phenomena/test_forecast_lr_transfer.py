@@ -17,7 +17,7 @@ def _measurement(sp_shift=0.0, noise=0.003):
     for p, exponent in (("sp", -1.0), ("mup", 0.0)):
         losses[p] = {}
         for w in d["proxies"] + [d["target"]]:
-            opt = math.log2(2.0**-3 * (w / 8) ** exponent) + (sp_shift if (p == "sp" and w == d["target"]) else 0.0)
+            opt = math.log2(2.0**-5 * (w / 8) ** exponent) + (sp_shift if (p == "sp" and w == d["target"]) else 0.0)
             log_l = math.log(0.05) + 0.02 * (x - opt) ** 2  # a flat-ish basin: 2% at one octave
             losses[p][w] = np.exp(log_l[None, :] + noise * rng.standard_normal((d["seeds"], len(x))))
     return {"log2_lrs": x, "losses": losses}
