@@ -159,8 +159,9 @@ def _adam_preconditioner(state, member: int) -> dict[str, Any] | None:
     spec = state.specs[0].optimizer
     correction = 1 - spec.beta2 ** state.step
     momentum_correction = 1 - spec.beta1 ** state.step
+    prefix = "weights." if state.stacked is None else ""  # the MLP's MemberModule names; other families: as trained
     return {"preconditioner": {
-        f"weights.{name}": momentum_correction * ((v[member] / correction).sqrt() + spec.eps)
+        f"{prefix}{name}": momentum_correction * ((v[member] / correction).sqrt() + spec.eps)
         / state.lr_multipliers.get(name, 1.0)
         for name, v in state.optimizer_state["exp_avg_sq"].items()}}
 

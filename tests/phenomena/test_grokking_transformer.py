@@ -1,0 +1,92 @@
+"""grokking-transformer: specs, the verdict on synthetic step tables with known answers, --fast end to end."""
+
+import math
+
+import numpy as np
+import pytest
+
+from lmech.models.transformer import TransformerSpec
+from lmech.phenomena.grokking_transformer import MIN_DELAY_RATIO, PHENOMENON, compare, delay_checks, predict, runs
+from lmech.spec import group_key
+
+INF = math.inf
+PREDICTION = predict(runs(True))
+
+
+def _measurement(mem, gen, decays=(0.5, 1.0, 2.0)):
+    return {"weight_decays": list(decays), "memorization": np.asarray(mem, dtype=float),
+            "generalization": np.asarray(gen, dtype=float), "curves": {}, "budget": 2000}
+
+
+def test_fast_specs_are_one_ensemble_of_a_one_layer_transformer_on_tokens():
+    specs = runs(True)
+    assert len({group_key(s) for s in specs}) == 1
+    assert all(isinstance(s.model, TransformerSpec) and s.model.depth == 1 for s in specs)
+    assert all(s.task.name == "modular_arithmetic_tokens" and s.task.operation == "+" for s in specs)
+    assert all(s.task.train_fraction <= 0.4 for s in specs)  # well under half of the equations
+    assert all(s.optimizer.name == "adamw" and s.optimizer.batch_size is None for s in specs)
+    assert len({s.optimizer.weight_decay for s in specs}) >= 3 and min(s.optimizer.weight_decay for s in specs) > 0
+
+
+def test_full_mode_is_the_bigger_experiment():
+    assert sum(s.steps for s in runs(True)) <= sum(s.steps for s in runs(False))
+
+
+def test_grokking_with_a_shrinking_delay_passes():
+    c = compare(PREDICTION, _measurement([100, 100, 140], [1500, 900, 600]))
+    assert c.passed, c
+    assert c.error == pytest.approx(15.0)
+    assert c.details["delays"] == [1400, 800, 460]
+
+
+def test_delay_ratio_below_five_fails():
+    c = compare(PREDICTION, _measurement([100, 100, 140], [400, 300, 250]))
+    assert not c.passed and not c.details["baseline_ok"] and c.error == pytest.approx(4.0)
+
+
+def test_delay_growing_with_weight_decay_fails():
+    c = compare(PREDICTION, _measurement([100, 100, 100], [900, 1200, 1500]))
+    assert not c.passed and c.details["baseline_ok"] and not c.details["delay_strictly_ordered"]
+
+
+def test_a_tie_is_not_a_decrease():
+    c = compare(PREDICTION, _measurement([100, 100, 100], [1500, 900, 900]))
+    assert not c.passed and not c.details["delay_strictly_ordered"]
+
+
+def test_never_generalizing_at_a_larger_weight_decay_fails():
+    c = compare(PREDICTION, _measurement([100, 100, INF], [1500, 900, INF]))
+    assert not c.passed and not c.details["all_generalized"]
+
+
+def test_nothing_generalizes_fails():
+    c = compare(PREDICTION, _measurement([100, 100, 100], [INF, INF, INF]))
+    assert not c.passed and math.isnan(c.error)
+
+
+def test_two_weight_decays_are_not_enough():
+    c = compare(PREDICTION, _measurement([100, 100], [1500, 900], decays=(0.5, 1.0)))
+    assert not c.passed and not c.details["enough_weight_decays"]
+
+
+def test_prediction_reversed_or_tightened_fails():
+    measurement = _measurement([100, 100, 140], [1500, 900, 600])
+    assert compare(PREDICTION, measurement).passed
+    assert not compare(dict(PREDICTION, weight_decay_order=1), measurement).passed
+    assert not compare(dict(PREDICTION, min_delay_ratio=16.0), measurement).passed  # measured 15
+
+
+def test_delay_checks_direct():
+    checks = delay_checks([50, 60, 80], [500, 400, 300], MIN_DELAY_RATIO, -1, 3)
+    assert checks["delay_ratio"] == pytest.approx(10.0)
+    assert checks["delays"] == [450, 340, 220] and checks["delay_strictly_ordered"]
+
+
+@pytest.mark.slow
+def test_fast_mode_passes(tmp_path):
+    from lmech.phenomena.atlas import run_phenomenon
+    from lmech.store import Store
+
+    verdict = run_phenomenon(PHENOMENON, Store(tmp_path), fast=True)
+    assert verdict.passed, verdict.comparison
+    assert verdict.figure_png
