@@ -10,6 +10,7 @@ from lmech.phenomena import (
     double_descent,
     edge_of_stability,
     forecast_batch,
+    forecast_curve,
     forecast_max_lr,
     grokking,
     lazy_vs_rich,
@@ -39,6 +40,7 @@ _ALL = (
     # forecasts, each scored on held-out runs (lmech forecast ... prints this verdict as its track record)
     forecast_max_lr.PHENOMENON,
     forecast_batch.PHENOMENON,
+    forecast_curve.PHENOMENON,
 )
 PHENOMENA: dict[str, Phenomenon] = {p.name: p for p in _ALL}
 
