@@ -40,7 +40,8 @@ Sub-check: the measured losses of the grid span at least 3 tolerances (15%),
 so that a flat grid (nothing learned) cannot pass by a trivially good forecast.
 
 Cost: the fast mode's 40 runs (20 jobs) train in about 26 CPU-s and the fit's
-40 bootstrap refits take about 6 CPU-s (single thread).
+40 bootstrap refits take about 6 CPU-s (single thread); end to end, figure and
+imports included, 41 CPU-s measured on a loaded machine (load 18 on 2 cores).
 Measured (fast, one thread): coupled forecast error 1.3% at the largest run
 (0.9%, 0.3%, 1.3% at D = 131k, 262k, 524k), interval covering 3/3; additive
 law 0.01%, 1.4%, 1.5%; the fitted E (0.07) sits far below the entropy rate

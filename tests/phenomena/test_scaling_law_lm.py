@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
 
+from lmech.models.family import build_model
 from lmech.phenomena._scaling_forecast import forecast_from_cells
 from lmech.phenomena.atlas import run_phenomenon
 from lmech.phenomena.scaling_law_lm import PHENOMENON, VOCAB, parameter_count, tokens_seen
-from lmech.models.family import build_model
 from lmech.spec import group_key
 from lmech.store import Store
 
