@@ -20,12 +20,15 @@ TORCH := torch==2.13.0
 PIP_FLAGS := -q --disable-pip-version-check
 VENV := .venv
 BIN := $(VENV)/bin
+BASE_STAMP := $(VENV)/.lmech-base-installed
 STAMP := $(VENV)/.lmech-installed
 BENCH_VENV := .venv-bench
 BENCH_BIN := $(BENCH_VENV)/bin
 BENCH_STAMP := $(BENCH_VENV)/.lmech-installed
 BENCH_CONSTRAINTS := $(BENCH_VENV)/constraints.txt
 ARGS ?=
+# `make demo`'s tour of the atlas (all of it: `lmech atlas --fast`); empty runs every phenomenon
+DEMO_ONLY ?=
 
 BENCHES := bench-ensemble bench-ntk bench-sharpness bench-weight-spectrum
 ifneq ($(wildcard bench/functional_ensemble.py),)
@@ -34,14 +37,19 @@ endif
 
 .PHONY: demo test test-fast bench $(BENCHES) bench-functional-ensemble clean
 
-$(STAMP): pyproject.toml
+# lmech alone (what `make demo` needs), then the test extras on top (what `make test` needs)
+$(BASE_STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install $(PIP_FLAGS) $(TORCH)
+	$(BIN)/python -m pip install $(PIP_FLAGS) -e .
+	touch $(BASE_STAMP)
+
+$(STAMP): $(BASE_STAMP)
 	$(BIN)/python -m pip install $(PIP_FLAGS) -e ".[test,tensorboard,mlflow,ray]"  # the export tests read back with their readers; Ray on loopback
 	touch $(STAMP)
 
-demo: $(STAMP)
-	$(BIN)/lmech atlas --fast
+demo: $(BASE_STAMP)
+	$(BIN)/lmech atlas --fast $(DEMO_ONLY)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2
