@@ -18,6 +18,7 @@ from lmech.phenomena import (
     mup_transfer,
     mup_transfer_transformer,
     scaling_law,
+    scaling_law_lm,
 )
 from lmech.phenomena.atlas import apply_overrides, run_phenomenon
 from lmech.phenomena.verdict import Comparison, Phenomenon, Verdict
@@ -37,6 +38,7 @@ _ALL = (
     # the atlas on transformers (and the optimizers of today's practice)
     mup_transfer_transformer.PHENOMENON,
     muon_transfer.PHENOMENON,
+    scaling_law_lm.PHENOMENON,
     # forecasts, each scored on held-out runs (lmech forecast ... prints this verdict as its track record)
     forecast_max_lr.PHENOMENON,
     forecast_batch.PHENOMENON,
