@@ -5,15 +5,18 @@ Adding one: a file defining PHENOMENON, plus one entry in `_ALL` below.
 
 from lmech.errors import InputError
 from lmech.phenomena import (
+    catapult,
     critical_batch,
     deep_linear_dynamics,
     double_descent,
     edge_of_stability,
+    flat_minima,
     forecast_batch,
     forecast_curve,
     forecast_max_lr,
     grokking,
     lazy_vs_rich,
+    mode_connectivity,
     muon_transfer,
     mup_transfer,
     mup_transfer_transformer,
@@ -39,6 +42,10 @@ _ALL = (
     mup_transfer_transformer.PHENOMENON,
     muon_transfer.PHENOMENON,
     scaling_law_lm.PHENOMENON,
+    # landscapes, representations and generalization
+    mode_connectivity.PHENOMENON,
+    catapult.PHENOMENON,
+    flat_minima.PHENOMENON,
     # forecasts, each scored on held-out runs (lmech forecast ... prints this verdict as its track record)
     forecast_max_lr.PHENOMENON,
     forecast_batch.PHENOMENON,
