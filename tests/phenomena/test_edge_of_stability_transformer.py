@@ -10,7 +10,7 @@ from lmech.models.transformer import TransformerSpec
 from lmech.observables import REGISTRY
 from lmech.phenomena.edge_of_stability import TOLERANCE
 from lmech.phenomena.edge_of_stability_transformer import PHENOMENON, runs
-from lmech.spec import group_key
+from lmech.spec import ObserveSpec, group_key
 
 torch.set_num_threads(1)
 
@@ -91,6 +91,21 @@ def test_adam_alone_off_its_threshold_fails():
 def test_starting_above_the_threshold_fails():
     prediction, measurement = _synthetic({}, start=1.3)  # a catapult, not progressive sharpening
     assert not PHENOMENON.compare(prediction, measurement).passed
+
+
+def test_preconditioned_sharpness_is_observed_on_a_transformer(tmp_path):
+    """Regression: the Adam preconditioner's names were the MLP's ("weights.<name>"): KeyError here."""
+    from lmech.engine import execute
+    from lmech.store import Store
+
+    spec = runs(True)[-1]
+    assert spec.optimizer.name == "adam"
+    short = spec.model_copy(update={"steps": 4, "observe": {"preconditioned_sharpness": ObserveSpec(every=2)}})
+    store = Store(tmp_path)
+    execute([short], store, executor="local", workers=1, sweep="test")
+    steps, values = store.series(short.id, "preconditioned_sharpness/eigenvalues/0")
+    finite = [(s, v) for s, v in zip(steps, values) if math.isfinite(v)]
+    assert [s for s, _ in finite] == [2, 4] and all(v > 0 for _, v in finite)
 
 
 @pytest.mark.slow
