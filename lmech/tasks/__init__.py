@@ -13,7 +13,6 @@ from typing import Annotated, Union
 from pydantic import Field
 
 from lmech.tasks.associative_recall import AssociativeRecallSpec, make_associative_recall
-from lmech.tasks.binary_teacher import BinaryTeacherSpec, make_binary_teacher
 from lmech.tasks.deep_linear import DeepLinearSpec, make_deep_linear
 from lmech.tasks.digits import DigitsSpec, make_digits
 from lmech.tasks.gaussian_regression import GaussianRegressionSpec, make_gaussian_regression
@@ -21,6 +20,7 @@ from lmech.tasks.in_context_regression import InContextRegressionSpec, make_in_c
 from lmech.tasks.markov_language import MarkovLanguageSpec, make_markov_language
 from lmech.tasks.mnist1d import Mnist1dSpec, make_mnist1d
 from lmech.tasks.modular_addition import ModularAdditionSpec, make_modular_addition
+from lmech.tasks.multi_token_lookup import MultiTokenLookupSpec, make_multi_token_lookup
 from lmech.tasks.modular_arithmetic_tokens import ModularArithmeticTokensSpec, make_modular_arithmetic_tokens
 from lmech.tasks.power_law_features import PowerLawFeaturesSpec, make_power_law_features
 from lmech.tasks.power_law_map import PowerLawMapSpec, make_power_law_map
@@ -48,14 +48,14 @@ _TASKS = {
     "python_source": (PythonSourceSpec, make_python_source),
     "mnist1d": (Mnist1dSpec, make_mnist1d),
     "spectral_regression": (SpectralRegressionSpec, make_spectral_regression),
-    "binary_teacher": (BinaryTeacherSpec, make_binary_teacher),
+    "multi_token_lookup": (MultiTokenLookupSpec, make_multi_token_lookup),
 }
 
 TaskSpec = Annotated[
     Union[GaussianRegressionSpec, DeepLinearSpec, TeacherStudentSpec, DigitsSpec, ModularAdditionSpec,
           PowerLawFeaturesSpec, PowerLawMapSpec, ModularArithmeticTokensSpec, MarkovLanguageSpec, QuantaSpec,
-          AssociativeRecallSpec, InContextRegressionSpec, PythonSourceSpec, Mnist1dSpec, BinaryTeacherSpec,
-          SpectralRegressionSpec],
+          AssociativeRecallSpec, InContextRegressionSpec, PythonSourceSpec, Mnist1dSpec,
+          SpectralRegressionSpec, MultiTokenLookupSpec],
     Field(discriminator="name"),
 ]
 TASK_NAMES = tuple(_TASKS)
