@@ -13,6 +13,7 @@ from typing import Annotated, Union
 from pydantic import Field
 
 from lmech.tasks.associative_recall import AssociativeRecallSpec, make_associative_recall
+from lmech.tasks.binary_teacher import BinaryTeacherSpec, make_binary_teacher
 from lmech.tasks.deep_linear import DeepLinearSpec, make_deep_linear
 from lmech.tasks.digits import DigitsSpec, make_digits
 from lmech.tasks.gaussian_regression import GaussianRegressionSpec, make_gaussian_regression
@@ -49,12 +50,13 @@ _TASKS = {
     "mnist1d": (Mnist1dSpec, make_mnist1d),
     "spectral_regression": (SpectralRegressionSpec, make_spectral_regression),
     "multi_token_lookup": (MultiTokenLookupSpec, make_multi_token_lookup),
+    "binary_teacher": (BinaryTeacherSpec, make_binary_teacher),
 }
 
 TaskSpec = Annotated[
     Union[GaussianRegressionSpec, DeepLinearSpec, TeacherStudentSpec, DigitsSpec, ModularAdditionSpec,
           PowerLawFeaturesSpec, PowerLawMapSpec, ModularArithmeticTokensSpec, MarkovLanguageSpec, QuantaSpec,
-          AssociativeRecallSpec, InContextRegressionSpec, PythonSourceSpec, Mnist1dSpec,
+          AssociativeRecallSpec, InContextRegressionSpec, PythonSourceSpec, Mnist1dSpec, BinaryTeacherSpec,
           SpectralRegressionSpec, MultiTokenLookupSpec],
     Field(discriminator="name"),
 ]
