@@ -5,6 +5,7 @@ Adding one: a file defining PHENOMENON, plus one entry in `_ALL` below.
 
 from lmech.errors import InputError
 from lmech.phenomena import (
+    benign_overfitting,
     catapult,
     critical_batch,
     deep_linear_dynamics,
@@ -16,6 +17,7 @@ from lmech.phenomena import (
     forecast_max_lr,
     grokking,
     lazy_vs_rich,
+    llc_deep_linear,
     mode_connectivity,
     muon_transfer,
     mup_transfer,
@@ -46,6 +48,8 @@ _ALL = (
     mode_connectivity.PHENOMENON,
     catapult.PHENOMENON,
     flat_minima.PHENOMENON,
+    llc_deep_linear.PHENOMENON,
+    benign_overfitting.PHENOMENON,
     # forecasts, each scored on held-out runs (lmech forecast ... prints this verdict as its track record)
     forecast_max_lr.PHENOMENON,
     forecast_batch.PHENOMENON,
