@@ -12,6 +12,15 @@ refitted on each bootstrap replicate of the points (the caller resamples the see
 point). The half-width is q * sqrt(Var), q the Student-t quantile with W - p degrees of freedom
 when W > p (small W widens it: 4.30 at W = 4, p = 2), else the normal quantile. Failure modes:
 two points and no bootstrap give a zero-width interval (refused: NotIdentifiableError).
+
+Prediction interval (`predict_new`): where the forecast is checked against a new *measured*
+point (compute.py: the vertex of a held-out IsoFLOP ladder, itself noisy), the interval is the
+classical regression prediction interval of a new observation, Var_new = s2 (1 + d' (X'X)^-1 d),
+d = (1, log x), s2 = RSS / (W - p), with the Student-t quantile at W - p degrees of freedom
+(Seber & Lee 2003, Linear Regression Analysis, Sec. 5.3): exact 95% for points scattered iid
+normally about the law in log y. It omits the seed bootstrap: the residual scatter already holds
+the seed noise, and adding both covered the held-out vertex in 99.5% of synthetic draws (the
+test, tests/forecast/test_compute.py, measures about 95%). W = p has no residual: refused.
 """
 
 from __future__ import annotations
@@ -36,6 +45,8 @@ class LogLinearFit:
     quantile: float
     fixed_slope: bool
     points: int
+    residual_var: float = 0.0  # s2 = RSS / (W - p) of log y (0 when W = p)
+    design_inverse: np.ndarray | None = None  # (X'X)^-1 of the fitted coefficients (None when W = p)
 
     @property
     def slope_interval(self) -> tuple[float, float]:
@@ -51,6 +62,19 @@ class LogLinearFit:
         """(y, low, high) at x: the point forecast and its interval (see the module docstring)."""
         mean, sd = self.log_predict(x)
         return float(np.exp(mean)), float(np.exp(mean - self.quantile * sd)), float(np.exp(mean + self.quantile * sd))
+
+    def predict_new(self, x: int | float) -> tuple[float, float, float]:
+        """(y, low, high) at x: the prediction interval of a new measured point (see the module docstring).
+
+        Raises NotIdentifiableError when W = p (no residual scatter to size it).
+        """
+        if self.design_inverse is None:
+            raise NotIdentifiableError(f"{self.points} points leave no residual scatter: a prediction interval needs "
+                                       f"at least {3 - int(self.fixed_slope)} (e.g. 3 budgets)")
+        mean, _ = self.log_predict(x)
+        design = np.array([1.0]) if self.fixed_slope else np.array([1.0, np.log(x)])
+        half = self.quantile * float(np.sqrt(self.residual_var * (1.0 + design @ self.design_inverse @ design)))
+        return float(np.exp(mean)), float(np.exp(mean - half)), float(np.exp(mean + half))
 
 
 def _coefficients(log_x: np.ndarray, log_y: np.ndarray, slope: float | None) -> np.ndarray:
@@ -84,13 +108,16 @@ def fit_log_linear(x, y, boot_y=None, slope: float | None = None, level: float =
     theta = _coefficients(log_x, log_y, slope)
     w = len(x)
     cov = np.zeros((2, 2))
+    s2, design_inverse = 0.0, None
     if w > p:
         residual = log_y - (theta[0] + theta[1] * log_x)
         s2 = float(residual @ residual) / (w - p)
         if slope is None:
             design = np.stack([np.ones(w), log_x], axis=1)
-            cov += s2 * np.linalg.inv(design.T @ design)
+            design_inverse = np.linalg.inv(design.T @ design)
+            cov += s2 * design_inverse
         else:
+            design_inverse = np.array([[1.0 / w]])
             cov[0, 0] += s2 / w
     if boot_y is not None:
         boot = np.asarray(boot_y, dtype=float)
@@ -101,4 +128,4 @@ def fit_log_linear(x, y, boot_y=None, slope: float | None = None, level: float =
     if not np.any(cov):
         raise NotIdentifiableError(f"{w} points and no bootstrap replicates: no interval can be stated")
     quantile = float(stats.t.ppf(0.5 + level / 2, w - p)) if w > p else float(stats.norm.ppf(0.5 + level / 2))
-    return LogLinearFit(float(theta[0]), float(theta[1]), cov, quantile, slope is not None, w)
+    return LogLinearFit(float(theta[0]), float(theta[1]), cov, quantile, slope is not None, w, s2, design_inverse)

@@ -8,8 +8,11 @@ N_opt = k C^a and L_opt = l C^-g across budgets; forecast both at a held-out bud
 how the ladders are trained (`_runs.py`; the phenomenon uses lmech's trainer).
 
 Units: C in FLOPs (6 N D), N in trainable parameters, D in training examples seen (steps x
-batch). Interval: 95%, from the log-log line's residual scatter plus a bootstrap over seeds
-(`_power_fit`), so few budgets (4: Student-t with 2 degrees of freedom) give a wide band.
+batch). Interval of N_opt: a 95% prediction interval of the vertex a ladder at the held-out
+budget will measure (`_power_fit.LogLinearFit.predict_new`): the line's uncertainty (residual
+scatter plus a bootstrap over seeds) plus that vertex's own scatter about the law, Student-t with
+B - 2 degrees of freedom (4 budgets: 2, q = 4.30), so few budgets give a wide band. Its coverage
+is tested on synthetic Chinchilla-form ladders with seed noise (tests/forecast/test_compute.py).
 
 Failure modes: a vertex outside the ladder's range (the ladder does not bracket the optimum) or a
 concave parabola raises NotIdentifiableError; a loss with a floor the ladders approach bends
@@ -147,10 +150,11 @@ def fit_compute_optimal(budgets, sizes, losses, n_boot: int = 200, seed: int = 0
 
 
 def forecast_compute(fit: ComputeFit, budget: int | float, track_record: dict | None = None) -> Forecast:
-    """The Forecast record of N_opt at `budget` (unit: parameters); the loss forecast in details."""
+    """The Forecast record of N_opt at `budget` (unit: parameters; interval: the 95% prediction interval of
+    the vertex a ladder at `budget` measures); the loss forecast in details."""
     if not budget > 0:
         raise InputError(f"a compute budget must be positive, got {budget}")
-    n, n_low, n_high = fit.size_law.predict(budget)
+    n, n_low, n_high = fit.size_law.predict_new(budget)
     loss, l_low, l_high = fit.loss_law.predict(budget)
     basis = (f"IsoFLOP vertices at budgets {', '.join(f'{c:.3g}' for c in fit.budgets)} FLOPs "
              f"(N_opt {', '.join(f'{v:.3g}' for v in fit.n_opt)}); N_opt ∝ C^{fit.exponent:.3g}")
