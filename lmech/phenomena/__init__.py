@@ -16,14 +16,17 @@ from lmech.phenomena import (
     forecast_curve,
     forecast_max_lr,
     grokking,
+    heavy_tails,
     lazy_vs_rich,
     llc_deep_linear,
     mode_connectivity,
     muon_transfer,
     mup_transfer,
     mup_transfer_transformer,
+    pac_bayes,
     scaling_law,
     scaling_law_lm,
+    universality,
 )
 from lmech.phenomena.atlas import apply_overrides, run_phenomenon
 from lmech.phenomena.verdict import Comparison, Phenomenon, Verdict
@@ -50,6 +53,9 @@ _ALL = (
     flat_minima.PHENOMENON,
     llc_deep_linear.PHENOMENON,
     benign_overfitting.PHENOMENON,
+    universality.PHENOMENON,
+    heavy_tails.PHENOMENON,
+    pac_bayes.PHENOMENON,
     # forecasts, each scored on held-out runs (lmech forecast ... prints this verdict as its track record)
     forecast_max_lr.PHENOMENON,
     forecast_batch.PHENOMENON,
