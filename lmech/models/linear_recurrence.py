@@ -47,7 +47,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 from jaxtyping import Float, Int
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_serializer, model_validator
 from torch import Tensor
 
 from lmech.errors import InputError
@@ -55,7 +55,7 @@ from lmech.models._layers import Dense, LayerNorm, draw, init_std_and_multiplier
 from lmech.seeding import generator
 
 __all__ = ["LinearRecurrenceSpec", "LinearRecurrenceModel", "build_linear_recurrence",
-           "linear_recurrence_lr_multipliers", "diagonal_recurrence"]
+           "linear_recurrence_lr_multipliers", "diagonal_recurrence", "outer_recurrence"]
 
 
 class LinearRecurrenceSpec(BaseModel):
@@ -77,6 +77,18 @@ class LinearRecurrenceSpec(BaseModel):
     embedding_std: float = Field(1.0, ge=0, description="init std of the token embedding")
     zero_init_readout: bool | None = Field(None, description="None: True under muP, else False")
     output_multiplier: float = Field(1.0, description="multiplies the logits")
+    mixer: Literal["diagonal", "gated", "outer"] = Field(
+        "diagonal", description="diagonal: s_t = a s_(t-1) + gamma B x_t (P numbers); gated: s_t = a s_(t-1) + (K x_(t-1)) * (V x_t), y_t = C (Q x_t * s_t) (P numbers); outer: linear attention "
+        "with decay, S_t = diag(a) S_(t-1) + k_t v_t^T (P x H numbers, k from the previous token)")
+
+    @model_serializer(mode="wrap")
+    def _omit_default_mixer(self, handler, info):
+        """In the run id's JSON (context "run_id") leave `mixer` out while it is "diagonal", so every run id
+        from before the field existed is unchanged; every other dump has it."""
+        tree = handler(self)
+        if isinstance(tree, dict) and (info.context or {}).get("run_id") and self.mixer == "diagonal":
+            tree.pop("mixer", None)
+        return tree
 
     @model_validator(mode="after")
     def _ring(self):
@@ -105,6 +117,64 @@ def diagonal_recurrence(u: Float[Tensor, "N T P"], log_a: Float[Tensor, " P"]) -
     causal = (lag >= 0).to(u.dtype)
     decay = torch.exp(lag.clamp(min=0)[:, :, None] * log_a) * causal[:, :, None]  # (T, T, P)
     return torch.einsum("tkp,nkp->ntp", decay, u)
+
+
+def outer_recurrence(q: Float[Tensor, "N T P"], k: Float[Tensor, "N T P"], v: Float[Tensor, "N T H"],
+                     log_a: Float[Tensor, " P"]) -> Float[Tensor, "N T H"]:
+    """y_t = S_t^T q_t with S_t = diag(a) S_(t-1) + k_t v_t^T, S_0 = 0 (a (P, H) state), for every t,
+    by the closed form y_t = sum_(j <= t) (sum_p q_tp a_p^(t - j) k_jp) v_j: one (T, T, P) decay tensor,
+    O(N T^2 (P + H)) time, no loop over T (linear attention with a per-key-dimension decay).
+    """
+    t = q.shape[-2]
+    steps = torch.arange(t, device=q.device)
+    lag = (steps[:, None] - steps[None, :]).to(q.dtype)
+    causal = (lag >= 0).to(q.dtype)
+    decay = torch.exp(lag.clamp(min=0)[:, :, None] * log_a) * causal[:, :, None]  # (T, T, P)
+    scores = torch.einsum("ntp,tjp,njp->ntj", q, decay, k)
+    return torch.einsum("ntj,njh->nth", scores, v)
+
+
+class OuterRecurrence(torch.nn.Module):
+    """Linear attention with decay: (N, T, H) -> (N, T, H) through a (P, H) state.
+
+    q_t = W_q x_t, k_t = W_k x_(t-1) (x_0 -> 0: a one-step shift of the keys, H3's shift SSM reduced to
+    one tap, so the key of pair j meets its value at the value's position), v_t = W_v x_t,
+    y_t = W_o S_t^T q_t / sqrt(P), S_t = diag(a) S_(t-1) + k_t v_t^T. The state update is linear and
+    diagonal in the key dimension (a per row of S); the product k_t v_t^T is the multiplicative
+    interaction a diagonal recurrence lacks. Sources: Katharopoulos et al. 2020 (linear attention);
+    Fu et al. 2023 (H3, arXiv 2212.14052) Sec. 3; Arora et al. 2023 (Zoology / Based) Sec. 4.
+    """
+
+    def __init__(self, spec: LinearRecurrenceSpec, prefix: str, seed: int, init_scale: float):
+        super().__init__()
+        h, p = spec.width, spec.state_size
+        m = width_ratio(h, spec.base_width)
+        std, mult = init_std_and_multiplier(spec.parameterization, "hidden", h, m)
+        self.gated = spec.mixer == "gated"
+        for name, out in (("q_proj", p), ("k_proj", p), ("v_proj", p if self.gated else h)):
+            setattr(self, name, Dense(h, out, init_std=std * init_scale, multiplier=mult, bias=spec.bias,
+                                      generator=generator(seed, f"init/{prefix}.{name}.weight")))
+        fan = p if self.gated else h
+        std, mult = init_std_and_multiplier(spec.parameterization, "hidden", fan, m)
+        self.out_proj = Dense(fan, h, init_std=std * init_scale, multiplier=mult, bias=spec.bias,
+                              generator=generator(seed, f"init/{prefix}.out_proj.weight"))
+        g = generator(seed, f"init/{prefix}.nu")
+        a = spec.a_min + (spec.a_max - spec.a_min) * torch.rand(p, generator=g, dtype=torch.float64)
+        self.nu = torch.nn.Parameter(torch.log(-torch.log(a)).float())
+        self.scale = p ** -0.5
+
+    def decay(self) -> Float[Tensor, " P"]:
+        """a = exp(-exp(nu)), in (0, 1)."""
+        return torch.exp(-torch.exp(self.nu))
+
+    def forward(self, x: Float[Tensor, "N T H"]) -> Float[Tensor, "N T H"]:
+        previous = F.pad(x, (0, 0, 1, 0))[..., :-1, :]  # x_(t-1), zeros at t = 0
+        if self.gated:
+            s = diagonal_recurrence(self.k_proj(previous) * self.v_proj(x), -torch.exp(self.nu))
+            return self.out_proj(self.q_proj(x) * s)
+        y = outer_recurrence(self.q_proj(x) * self.scale, self.k_proj(previous), self.v_proj(x),
+                             -torch.exp(self.nu))
+        return self.out_proj(y)
 
 
 class Recurrence(torch.nn.Module):
@@ -144,7 +214,8 @@ class Block(torch.nn.Module):
         prefix = f"blocks.{index}"
         m = width_ratio(spec.width, spec.base_width)
         self.ln_recurrence = LayerNorm(spec.width, spec.bias)
-        self.recurrence = Recurrence(spec, f"{prefix}.recurrence", seed, init_scale)
+        mixer = Recurrence if spec.mixer == "diagonal" else OuterRecurrence  # gated or outer
+        self.recurrence = mixer(spec, f"{prefix}.recurrence", seed, init_scale)
         self.has_mlp = spec.mlp_width > 0
         if self.has_mlp:
             self.ln_mlp = LayerNorm(spec.width, spec.bias)
@@ -215,7 +286,8 @@ def _role(name: str) -> tuple[str, bool]:
         return "hidden", True
     if parts[0] == "blocks" and parts[-1] == "nu" and len(parts) == 4:
         return "hidden", True
-    if parts[0] == "blocks" and parts[-1] in ("weight", "bias") and parts[-2] in ("in_proj", "out_proj", "up", "down"):
+    if parts[0] == "blocks" and parts[-1] in ("weight", "bias") and parts[-2] in ("in_proj", "out_proj", "up", "down",
+                                                                              "q_proj", "k_proj", "v_proj"):
         return "hidden", parts[-1] == "bias"
     raise InputError(f"'{name}' is not a parameter of an lmech LinearRecurrenceModel")
 

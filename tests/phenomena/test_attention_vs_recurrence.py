@@ -7,6 +7,7 @@ from lmech.phenomena.atlas import run_phenomenon
 from lmech.phenomena.attention_vs_recurrence import (
     PHENOMENON,
     crossing_pairs,
+    effective_bits,
     information_bound_pairs,
     loglog_slope,
 )
@@ -57,6 +58,21 @@ def test_information_bound_is_linear_in_the_state_up_to_the_log():
     assert big / d == pytest.approx((64 * 4 + 1) / (4 + 1), rel=0.01)  # linear in P b + 1, the log ~ constant
 
 
+def test_effective_bits_make_the_bound_tight():
+    b = effective_bits(8, 3.0)
+    assert information_bound_pairs(8, bits=b) == pytest.approx(3.0, rel=1e-6)
+    assert math.isnan(effective_bits(8, math.nan))
+
+
+def test_figure_draws(prediction):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    m = _measurement(0.5 * SIZES)
+    fig = PHENOMENON.figure(prediction, m, PHENOMENON.compare(prediction, m))
+    assert len(fig.axes) == 2
+
+
 def test_proportional_crossings_pass(prediction):
     comparison = PHENOMENON.compare(prediction, _measurement(0.5 * SIZES))
     assert comparison.passed, comparison
@@ -91,7 +107,11 @@ def test_spec_grouping_and_sizes():
         # one job per (model, state size, pairs); seeds share it
         cells = {(s.model.kind, getattr(s.model, "state_size", 0), s.task.n_pairs) for s in specs}
         assert len({group_key(s) for s in specs}) == len(cells)
-        assert len({s.steps for s in specs}) == 1  # attention and recurrence get the same training
+        # the recurrence gets one training budget, attention at least as many steps (it needs more to form)
+        assert len({s.steps for s in rec}) == 1 and min(s.steps for s in att) >= rec[0].steps
+        assert all(s.model.mixer == "gated" and s.model.depth >= 1 for s in rec)
+        pairs = sorted({s.task.n_pairs for s in rec})
+        assert pairs[0] == 1 and all(s.task.seq_len == 4 * s.task.n_pairs for s in specs)
     assert sum(s.steps for s in PHENOMENON.runs(True)) <= sum(s.steps for s in PHENOMENON.runs(False))
 
 
