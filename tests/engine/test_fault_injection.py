@@ -5,8 +5,7 @@ grouped into 25 ensemble jobs of 4 runs, so kills land before training, inside a
 jobs. The kills are chained on one store (each restart resumes what the previous one left). Before
 each kill the test waits until the store has grown by at least one run (or, for half the kills,
 chosen by a seeded coin, waits a seeded random 0.3..4 s after the start instead), then a further
-seeded delay of 0..0.5 s, so the kills fall at
-varied points. On Ray, whose 2 workers finish several jobs within the time the store takes to show
+seeded delay of 0..0.5 s, so the kills fall at varied points. On Ray, whose 2 workers finish several jobs within the time the store takes to show
 the first one, half the kills wait for the first `ray::lmech_ensemble_job` task, then a seeded
 random 0..3 s (in the worker's imports, inside a job, or a few jobs later), and the other half
 kill as soon as a seeded random 1..8 new names (`.tmp-` write directories or runs) have appeared,
