@@ -9,8 +9,8 @@ learning rates), each way from a fresh store, in this one process:
   cluster on loopback that the sweep starts and stops (its start-up is counted);
 - Ray Tune: `tune.Tuner` with one trial per run (grid search over the same seeds and learning
   rates, W concurrent trials of 1 CPU, actors reused: Tune's fastest setting; `ray.init(num_cpus=W)`
-  counted), each trial training its run with lmech's own trainer (`lmech.train.train_run`, the ensemble trainer with K = 1, with the same
-  observer) and reporting its final loss to Tune. Tune keeps its own results; nothing is written to
+  counted), each trial training its run with lmech's own trainer (`lmech.train.train_run`, the
+  ensemble trainer with K = 1, with the same observer) and reporting its final loss to Tune. Tune keeps its own results; nothing is written to
   an lmech store on that side, which favours Tune slightly.
 
 Prints one line per way, then `speed-up: N.Nx` of lmech-on-Ray over Ray Tune (runs per second of
