@@ -9,6 +9,18 @@ construction), and gamma = sqrt(1 - a^2) (normalize_input) keeps the state's var
 the input's for stationary white input. It ignores optimizers (see
 `linear_recurrence_lr_multipliers`) and data.
 
+`mixer` replaces the recurrence (default "diagonal", the block above, unchanged and left out of
+the run id's JSON so every earlier run id stands) by a multiplicative one, both with the keys read
+from the previous token x_(t-1) (a one-step shift, H3's shift SSM reduced to one tap):
+- "gated" (H3 / BaseConv style): s_t = a * s_(t-1) + (K x_(t-1)) * (V x_t), y_t = C (Q x_t * s_t);
+  the state is still P numbers updated by a diagonal linear recurrence, the products bind a key
+  to its value (Fu et al. 2023, arXiv 2212.14052, Sec. 3; Arora et al. 2023, Zoology, Sec. 4).
+- "outer" (linear attention with decay): S_t = diag(a) S_(t-1) + k_t v_t^T, a (P, H) state,
+  y_t = W_o S_t^T q_t / sqrt(P) (Katharopoulos et al. 2020). Its P x H state grows with the
+  width: in a probe on MQAR (V = 66, width 32, 300 steps) P = 4 still recalled 0.76 of the
+  queries at D = 16 pairs (distinct key directions in P dims stay separable under argmax).
+Both cost O(N T^2 (P + H)) a block by the same closed form.
+
 Algorithm: the recurrence in closed form, s_t = sum_(k <= t) a^(t - k) gamma u_k, as one einsum
 with a (T, T, P) decay tensor: O(T^2 P) time and memory a member, no Python loop over T, and
 vmap-friendly (T is small, <= 64, here). Exponents are clamped to lags >= 0 before exp, so no
