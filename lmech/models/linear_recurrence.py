@@ -90,7 +90,8 @@ class LinearRecurrenceSpec(BaseModel):
     zero_init_readout: bool | None = Field(None, description="None: True under muP, else False")
     output_multiplier: float = Field(1.0, description="multiplies the logits")
     mixer: Literal["diagonal", "gated", "outer"] = Field(
-        "diagonal", description="diagonal: s_t = a s_(t-1) + gamma B x_t (P numbers); gated: s_t = a s_(t-1) + (K x_(t-1)) * (V x_t), y_t = C (Q x_t * s_t) (P numbers); outer: linear attention "
+        "diagonal", description="diagonal: s_t = a s_(t-1) + gamma B x_t (P numbers); gated: s_t = a s_(t-1) + "
+        "(K x_(t-1)) * (V x_t), y_t = C (Q x_t * s_t) (P numbers); outer: linear attention "
         "with decay, S_t = diag(a) S_(t-1) + k_t v_t^T (P x H numbers, k from the previous token)")
 
     @model_serializer(mode="wrap")

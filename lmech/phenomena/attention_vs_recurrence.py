@@ -155,7 +155,8 @@ def information_bound_pairs(state_size: int, vocab: int = VOCAB, bits: float = 3
 
 
 def effective_bits(state_size: int, crossing: float, vocab: int = VOCAB) -> float:
-    """b at which the Fano bound D_50 = 2 (P b + 1) / log2(V/2 - D_50) would be tight: (D_50 log2(V/2 - D_50) / 2 - 1) / P."""
+    """Bits a number b at which the Fano bound D_50 = 2 (P b + 1) / log2(V/2 - D_50) would be tight:
+    b = (D_50 log2(V/2 - D_50) / 2 - 1) / P (nan for a missing crossing)."""
     values = vocab - vocab // 2
     if not math.isfinite(crossing):
         return math.nan
@@ -231,7 +232,8 @@ def compare(prediction: dict, m: dict) -> Comparison:
     return Comparison(
         prediction=(f"attention recall >= {prediction['attention_recall']} at the largest D; recurrence recall "
                     f"falls with D and D_50 ∝ P (log-log slope in [{lo}, {hi}]); Fano bound D_50 <= "
-                    + ", ".join(f"{b:.0f}" for b in prediction["bound_pairs"]) + " at 32 bits a number (capped at V/2 - 2)"),
+                    + ", ".join(f"{b:.0f}" for b in prediction["bound_pairs"])
+                    + " at 32 bits a number (capped at V/2 - 2)"),
         measurement=(f"attention recall {top:.3f} at D={int(pairs_att.max())}; {rec}; slope {fmt(slope)}"),
         metric=f"distance of the log-log slope of D_50 on P from [{lo}, {hi}] (0 inside)",
         error=float(error), tolerance=0.0, passed=passed, direction="<=",
