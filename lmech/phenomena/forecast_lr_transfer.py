@@ -4,9 +4,11 @@ Claim (Yang et al. 2022, Tensor Programs V, Fig. 1 and Sec. 3): under muP the lo
 learning rate does not depend on width, so the proxies' optimum is the forecast; under SP it
 drifts as a power of width, fitted on the proxies and extrapolated (`lmech.forecast.lr_transfer`).
 
-Experiment: a ReLU MLP with two hidden layers on a teacher-student regression (input dimension 8,
-4096 training examples, label noise 0.1: an irreducible loss, as in practice), Adam with
-minibatches of 64 for 200 steps, a half-octave lr grid (2^-12..2^-3) x 3 seeds at proxy widths 8,
+Experiment: a ReLU MLP with two hidden layers on a teacher-student regression (input dimension 4,
+small next to every width so that under SP the hidden and output layers, not the input layer, set
+lr*; 4096 training examples, label noise 0.1: an irreducible loss, as in practice), Adam with
+minibatches of 64 for 100 steps (short: far from converged, so lr* sits near the stability edge
+that drifts with width under SP), a half-octave lr grid (2^-12..2^-3) x 4 seeds at proxy widths 8,
 16, 32, 64 and the held-out target width 256 (4x the largest proxy), under SP and muP (base width
 8). One width + parameterization is one ensemble job (lrs x seeds).
 
@@ -20,7 +22,17 @@ the tolerance) and the held-out loss at the forecast lr (interpolated in log los
 within 2% of the held-out sweep's best; under SP the fitted exponent's 95% interval excludes 0
 (no trivially flat fit). The reported error is the worse octave error of the two.
 
-Scope: one task, widths up to 256 (fast) or 512 (full: proxies 16..128, 4 seeds, 400 steps).
+Measured (fast, 33.7 CPU-s, FAILS): SP forecast 0.00406 vs held-out 0.00532 (0.39 octave, within
+tolerance) but +3.18% loss at the forecast lr (tolerance 2%) and exponent -0.77 whose interval
+contains 0; muP 0.35 octave, +0.95% (pass). The SP optima are not a power law of width on this
+task: flat from width 8 to 16 (lr* ~ 2^-4), about -1.4 per octave from 16 to 48, then -0.5 per
+octave from 64 to 256 (a transition, measured with proxies 8, 12, 16, 24, 32, 48, 64: exponent
+-0.92 [resolved], but 0.81 octave and +7.2% off at 256). Tried before: input dimension 8 and 200
+steps x 3 seeds (0.86 octave, +2.7%, exponent -0.40 [-1.11, 0.31]); input dimension 2 (the lr
+landscape goes flat near the noise floor: 1.87 octaves); 6 seeds at 100 steps (0.06 octave,
+exponent unresolved, muP 0.55 octave; 68 CPU-s); least-squares parabolas through 5-9 lowest points.
+
+Scope: one task, widths up to 256 (fast) or 512 (full: proxies 16..128, 8 seeds, 100 steps).
 Sources: Yang et al. 2022 (arXiv:2203.03466); Everett et al. 2024 (per-layer exponents under SP).
 """
 
@@ -45,19 +57,20 @@ LOSS_TOLERANCE = 0.02  # held-out loss at the forecast lr vs the best held-out l
 PARAMETERIZATIONS = ("sp", "mup")
 FINAL_FRACTION = 0.2
 NOISE, N_TEST = 0.1, 1024  # label noise (the irreducible loss, as in practice), test examples
+INPUT_DIM = 4  # small next to the widths: the hidden and output layers set lr* under SP
 
 
 def _design(fast: bool) -> dict:
     if fast:
-        return {"proxies": [8, 16, 32, 64], "target": 256, "log2_lrs": [x / 2 for x in range(-24, -5)], "seeds": 3,
-                "steps": 200, "n_train": 4096, "batch": 64}
-    return {"proxies": [16, 32, 64, 128], "target": 512, "log2_lrs": [x / 2 for x in range(-28, 0)], "seeds": 4,
-            "steps": 400, "n_train": 8192, "batch": 64}
+        return {"proxies": [8, 16, 32, 64], "target": 256, "log2_lrs": [x / 2 for x in range(-24, -5)], "seeds": 4,
+                "steps": 100, "n_train": 4096, "batch": 64}
+    return {"proxies": [16, 32, 64, 128], "target": 512, "log2_lrs": [x / 2 for x in range(-28, 0)],
+            "seeds": 8, "steps": 100, "n_train": 4096, "batch": 64}
 
 
 def runs(fast: bool) -> list[RunSpec]:
     d = _design(fast)
-    task = TeacherStudentSpec(n_train=d["n_train"], n_test=N_TEST, input_dim=8, output_dim=1, teacher_width=64,
+    task = TeacherStudentSpec(n_train=d["n_train"], n_test=N_TEST, input_dim=INPUT_DIM, output_dim=1, teacher_width=64,
                               noise=NOISE)
     observe = {"loss": ObserveSpec(every=d["steps"] // 10, train=False)}
     specs = []
