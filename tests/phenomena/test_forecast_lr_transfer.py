@@ -48,6 +48,7 @@ def test_specs_group_into_one_ensemble_per_width_and_parameterization():
 
 
 @pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="known failure, not in the atlas: under SP the optimal lr on this task is a transition in width, not a power law (loss +3.2% > 2%, exponent interval contains 0; module docstring)")
 def test_end_to_end(tmp_path):
     from lmech.phenomena.atlas import run_phenomenon
     from lmech.store import Store
