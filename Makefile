@@ -27,8 +27,11 @@ BENCH_BIN := $(BENCH_VENV)/bin
 BENCH_STAMP := $(BENCH_VENV)/.lmech-installed
 BENCH_CONSTRAINTS := $(BENCH_VENV)/constraints.txt
 ARGS ?=
-# `make demo`'s tour of the atlas (all of it: `lmech atlas --fast`); empty runs every phenomenon
-DEMO_ONLY ?=
+# `make demo`'s tour of the atlas: one or two phenomena of each kind, so install + tour fit in 10
+# minutes on a laptop CPU (all of it: `.venv/bin/lmech atlas --fast`, or `make demo DEMO_ONLY=`)
+DEMO_PHENOMENA := deep-linear-dynamics double-descent edge-of-stability mup-transfer grokking critical-batch \
+	mup-transfer-transformer scaling-law-lm mode-connectivity catapult pac-bayes forecast-batch forecast-curve
+DEMO_ONLY ?= $(foreach name,$(DEMO_PHENOMENA),--only $(name))
 
 BENCHES := bench-ensemble bench-ntk bench-sharpness bench-weight-spectrum
 ifneq ($(wildcard bench/functional_ensemble.py),)

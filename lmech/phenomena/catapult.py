@@ -208,6 +208,7 @@ def figure(prediction: dict, measurement: dict, comparison: Comparison):
         axes[0].plot(np.arange(len(loss)), loss, color=color, lw=1, label=f"c={r['c']:.2f} ({r['regime']})")
     axes[0].set_yscale("log")
     axes[0].set_xscale("symlog", linthresh=10)
+    axes[0].set_xlim(left=0)  # steps are >= 0: no negative symlog tick
     finite = [v for r in rows for v in r["loss"] if math.isfinite(v)]
     if finite:
         axes[0].set_ylim(0.5 * min(finite), 1e3 * rows[0]["loss"][0])
