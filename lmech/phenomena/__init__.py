@@ -5,6 +5,7 @@ Adding one: a file defining PHENOMENON, plus one entry in `_ALL` below.
 
 from lmech.errors import InputError
 from lmech.phenomena import (
+    attention_vs_recurrence,
     benign_overfitting,
     catapult,
     critical_batch,
@@ -47,6 +48,7 @@ _ALL = (
     mup_transfer_transformer.PHENOMENON,
     muon_transfer.PHENOMENON,
     scaling_law_lm.PHENOMENON,
+    attention_vs_recurrence.PHENOMENON,
     # landscapes, representations and generalization
     mode_connectivity.PHENOMENON,
     catapult.PHENOMENON,
