@@ -2,14 +2,13 @@
 
 The sweep: 100 tiny runs (an MLP of width 4..8 and depth 1..5 on digits, 30 steps, 4 seeds each),
 grouped into 25 ensemble jobs of 4 runs, so kills land before training, inside a job and between
-jobs. The kills are chained on one store (each restart resumes what the previous one left). Before
-each kill the test waits until the store has grown by at least one run (or, for half the kills,
-chosen by a seeded coin, waits a seeded random 0.3..4 s after the start instead), then a further
-seeded delay of 0..0.5 s, so the kills fall at varied points. On Ray, whose 2 workers finish several jobs within the time the store takes to show
-the first one, half the kills wait for the first `ray::lmech_ensemble_job` task, then a seeded
-random 0..3 s (in the worker's imports, inside a job, or a few jobs later), and the other half
-kill as soon as a seeded random 1..8 new names (`.tmp-` write directories or runs) have appeared,
-that is, in the middle of a job's writes. After each kill it checks that
+jobs. The kills are chained on one store (each restart resumes what the previous one left). Each
+kill waits for a seeded random number n in 0..4 of new names in the store directory (a `.tmp-`
+write directory or a finished run) and kills at once: in the middle of a job's writes. With n = 0
+it kills after a seeded random 0.3..3 s from the start (on Ray, from the first
+`ray::lmech_ensemble_job` task), or at the first new name if that comes first: in the imports or
+the first job's training. Counting names, not seconds, bounds the progress per kill (at most ~4
+runs) whatever the machine's speed, so 20 kills always land mid-sweep. After each kill it checks that
 
 - no incomplete run looks complete: every non-hidden entry of the store directory passes
   `Store.has`, and every complete run also verifies with all its hashes;
@@ -177,19 +176,16 @@ def _chained_kills(sweep_spec: Path, store_dir: Path, extra: list[str], env: dic
     for attempt in range(kills):
         tag = uuid.uuid4().hex
         before = _complete(store_dir)
-        grow = rng.randint(0, 1)
+        names = rng.randint(0, 4)  # 0: a seeded delay; else kill when that many new names have appeared
+        delay = rng.uniform(0.3, 3.0)
         process = subprocess.Popen(_command(sweep_spec, store_dir, *extra), stdout=subprocess.DEVNULL,
                                    stderr=subprocess.DEVNULL, env={**env, TAG: tag})
-        if ray and grow == 0:  # a delay after the first task starts: imports, training or writes
-            _wait_for_task(process, 600)
-            time.sleep(rng.uniform(0.0, 3.0))
-        elif ray:  # Ray runs 2 jobs at once: kill as soon as the n-th new name (.tmp- or run) shows up
-            _wait_for_names(process, store_dir, rng.randint(1, 8), 600)
-        elif grow == 0:
-            time.sleep(rng.uniform(0.3, 4.0))  # before or just after training starts
-        else:
-            _wait_for_growth(process, store_dir, before + grow, 600)
-            time.sleep(rng.uniform(0.0, 0.5))  # between jobs or inside the next
+        if names == 0:  # in the imports, the first job's training, or its first write, whichever comes first
+            if ray:
+                _wait_for_task(process, 600)
+            _wait_for_names(process, store_dir, 1, delay)
+        else:  # in the middle of a job's writes: a .tmp- directory or a run has just appeared
+            _wait_for_names(process, store_dir, names, 600)
         assert process.poll() is None, f"kill {attempt}: the sweep ended (rc {process.returncode}) before its kill"
         process.send_signal(signal.SIGKILL)
         process.wait()
