@@ -1,7 +1,7 @@
-"""Fault injection: SIGKILL a 100-run sweep at 20 seeded random points, for each executor.
+"""Fault injection: SIGKILL a 200-run sweep at 20 seeded random points, for each executor.
 
-The sweep: 100 tiny runs (an MLP of width 4..8 and depth 1..5 on digits, 30 steps, 4 seeds each),
-grouped into 25 ensemble jobs of 4 runs, so kills land before training, inside a job and between
+The sweep: 200 tiny runs (an MLP of width 4..8 and depth 1..10 on digits, 30 steps, 4 seeds each),
+grouped into 50 ensemble jobs of 4 runs, so kills land before training, inside a job and between
 jobs. The kills are chained on one store (each restart resumes what the previous one left). Each
 kill waits for a seeded random number n in 0..4 of new names in the store directory (a `.tmp-`
 write directory or a finished run) and kills at once: in the middle of a job's writes. With n = 0
@@ -43,10 +43,10 @@ from lmech.store import Store
 pytestmark = pytest.mark.slow
 
 KILLS = 20
-RUNS = 100
+RUNS = 200
 FILES = ("metrics.parquet", "params.pt", "spec.json")
 SWEEP = ("steps: 30\nmodel: {width: 4, depth: 1}\noptimizer: {batch_size: 16}\nobserve: {loss: {every: 10}}\n"
-         "sweep: {model.width: [4, 5, 6, 7, 8], model.depth: [1, 2, 3, 4, 5], seed: [0, 1, 2, 3]}\n")
+         "sweep: {model.width: [4, 5, 6, 7, 8], model.depth: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10], seed: [0, 1, 2, 3]}\n")
 TAG = "LMECH_FAULT_TAG"
 
 
