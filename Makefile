@@ -8,6 +8,7 @@
 #   make bench-sharpness         lmech vs PyHessian 0.1                          (.venv-bench)
 #   make bench-weight-spectrum   lmech vs WeightWatcher 0.7.5                    (.venv-bench)
 #   make bench-jax-peer          ensemble trainer vs JAX (jit/vmap/scan), 1 core  (.venv-jax)
+#   make bench-sweep-scale       1,000 runs: lmech local / on Ray vs Ray Tune    (.venv-bench)
 #   make bench                   all of the above, one after another
 #
 # Script arguments go in ARGS, e.g. `make bench-ensemble ARGS="--ks 8 --steps-scale 0.1"`.
@@ -33,7 +34,7 @@ DEMO_PHENOMENA := deep-linear-dynamics double-descent edge-of-stability mup-tran
 	mup-transfer-transformer scaling-law-lm mode-connectivity catapult pac-bayes forecast-batch forecast-curve
 DEMO_ONLY ?= $(foreach name,$(DEMO_PHENOMENA),--only $(name))
 
-BENCHES := bench-ensemble bench-ntk bench-sharpness bench-weight-spectrum
+BENCHES := bench-ensemble bench-ntk bench-sharpness bench-weight-spectrum bench-sweep-scale
 ifneq ($(wildcard bench/functional_ensemble.py),)
 BENCHES += bench-functional-ensemble
 endif
@@ -89,6 +90,9 @@ bench-sharpness: $(BENCH_VENV)/.req-sharpness
 
 bench-weight-spectrum: $(BENCH_VENV)/.req-weight-spectrum
 	$(BENCH_BIN)/python bench/weight_spectrum.py $(ARGS)
+
+bench-sweep-scale: $(BENCH_VENV)/.req-sweep-scale
+	$(BENCH_BIN)/python bench/sweep_scale.py $(ARGS)
 
 # --- lmech vs JAX: its own .venv-jax (torch first, lmech, then jax under the torch constraint) ---
 JAX_VENV := .venv-jax
