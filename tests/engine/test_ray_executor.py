@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -25,24 +26,31 @@ def _files(store: Store, run_id: str) -> dict[str, bytes]:
     return {name: (store.path(run_id) / name).read_bytes() for name in ("metrics.parquet", "params.pt", "spec.json")}
 
 
-def _ray_processes() -> list[int]:
-    """Processes of any Ray cluster: titles ray::..., raylet, gcs_server, or `ray ... start --head`."""
-    found = []
+TAG = "LMECH_TEST_RAY_TAG"  # set in a test's environment; every process it starts inherits it
+
+
+def _ray_processes(tag: str) -> list[int]:
+    """Live Ray processes (titles ray::..., raylet, gcs_server, `ray ... start --head`) that carry
+    TAG=tag in their environment: this test's cluster, not another test's running beside it."""
+    found, marker = [], f"{TAG}={tag}".encode()
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
             state = (entry / "stat").read_text().split(")")[-1].split()[0]
+            environ = (entry / "environ").read_bytes().split(b"\0")
         except OSError:
             continue
-        if state != "Z" and ("ray::" in cmdline or "raylet" in cmdline or "gcs_server" in cmdline
-                             or "ray.scripts.scripts start" in cmdline):
+        if state != "Z" and marker in environ and ("ray::" in cmdline or "raylet" in cmdline
+                                                   or "gcs_server" in cmdline or "ray.scripts.scripts start" in cmdline):
             found.append(int(entry.name))
     return found
 
 
-def test_ray_writes_the_same_records_as_local(tmp_path):
+def test_ray_writes_the_same_records_as_local(tmp_path, monkeypatch):
+    tag = uuid.uuid4().hex
+    monkeypatch.setenv(TAG, tag)
     runs = expand_sweep(SweepSpec(**SMALL, sweep={"model.width": [4, 8, 12], "seed": [0, 1]}))
     on_ray = execute(runs, Store(tmp_path / "ray"), executor="ray", workers=2)
     local = execute(runs, Store(tmp_path / "local"))
@@ -52,9 +60,9 @@ def test_ray_writes_the_same_records_as_local(tmp_path):
     again = execute(runs, Store(tmp_path / "ray"), executor="ray", workers=2)
     assert (again.trained, again.skipped) == (0, 6)
     deadline = time.time() + 20
-    while time.time() < deadline and _ray_processes():
+    while time.time() < deadline and _ray_processes(tag):
         time.sleep(0.2)
-    assert not _ray_processes()  # the local cluster is stopped with the sweep
+    assert not _ray_processes(tag)  # the local cluster is stopped with the sweep
 
 
 def test_an_unreachable_cluster_is_one_line(tmp_path):
@@ -68,20 +76,21 @@ def test_killed_ray_sweep_leaves_no_ray_process_and_writes_nothing_more(tmp_path
     spec.write_text("steps: 300\nmodel: {width: 32}\nobserve: {loss: {every: 100}}\n"
                     "sweep: {model.depth: [1, 2, 3, 4, 5, 6, 7, 8]}\n")
     store_dir = tmp_path / "runs"
+    tag = uuid.uuid4().hex
     process = subprocess.Popen([sys.executable, "-m", "lmech.cli", "sweep", str(spec), "--runs", str(store_dir),
                                 "--executor", "ray", "--workers", "2"],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               env={**os.environ, "LMECH_THREADS": "1"})
+                               env={**os.environ, "LMECH_THREADS": "1", TAG: tag})
     deadline = time.time() + 240
-    while time.time() < deadline and not any("lmech_ensemble_job" in _title(pid) for pid in _ray_processes()):
+    while time.time() < deadline and not any("lmech_ensemble_job" in _title(pid) for pid in _ray_processes(tag)):
         time.sleep(0.2)
-    assert _ray_processes(), "the sweep's Ray tasks should be running"
+    assert _ray_processes(tag), "the sweep's Ray tasks should be running"
     process.send_signal(signal.SIGKILL)
     process.wait()
     deadline = time.time() + 30
-    while time.time() < deadline and _ray_processes():
+    while time.time() < deadline and _ray_processes(tag):
         time.sleep(0.2)
-    assert not _ray_processes(), "a Ray process outlived the killed sweep"
+    assert not _ray_processes(tag), "a Ray process outlived the killed sweep"
     store = Store(store_dir)
     written = len(store.run_ids())
     for entry in store_dir.iterdir() if store_dir.is_dir() else []:
