@@ -45,7 +45,9 @@ def optimal_log2_lr(log2_lrs, log_losses) -> tuple[float, str | None]:
     Args: log2_lrs (G,) increasing; log_losses (G,) (+inf: diverged).
     Returns (log2 lr*, edge): edge "low"/"high" when the lowest point is the first/last of the grid
     (lr* clamped there), "none" when every point diverged (NaN), else None. A concave parabola or a
-    diverged neighbour leaves the lowest grid point.
+    diverged neighbour leaves the lowest grid point; the vertex is clipped to the two neighbours.
+    Algorithm: a 3-point quadratic fit (exact for a parabola), O(G). The atlas's transfer
+    phenomena (`lmech.phenomena._lr_transfer`) use this same rule.
     """
     x, y = np.asarray(log2_lrs, dtype=float), np.asarray(log_losses, dtype=float)
     finite = np.isfinite(y)

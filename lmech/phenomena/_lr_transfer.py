@@ -21,6 +21,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from lmech.forecast.lr_transfer import optimal_log2_lr  # one parabola rule for the atlas and the forecast
+
 __all__ = ["FINAL_FRACTION", "final_loss", "optimal_log2_lr", "run_log_loss", "log_loss_curves",
            "fit_optima", "trend_free_spread", "drift", "misleading_edges"]
 
@@ -31,33 +33,6 @@ def final_loss(steps: list[int], values: list[float], total_steps: int) -> float
     """Mean training loss over observations in the last FINAL_FRACTION of training (NaN if none)."""
     tail = [v for s, v in zip(steps, values) if s >= (1 - FINAL_FRACTION) * total_steps]
     return float(np.mean(tail)) if tail else float("nan")
-
-
-def optimal_log2_lr(log2_lrs: np.ndarray, log_losses: np.ndarray) -> tuple[float, str | None]:
-    """The minimizer of a parabola through the lowest point and its neighbours, in log2 lr.
-
-    Args: log2_lrs (G,) increasing; log_losses (G,) seed-averaged log losses (+inf: diverged).
-    Returns (log2 of the optimal lr, edge) with edge "low" or "high" when the lowest point is at
-    the end of the sweep (then the optimum is clamped there), "none" when every point diverged
-    (optimum NaN), else None. A neighbour that diverged leaves the lowest grid point as the
-    optimum; a concave triple leaves it too; the vertex is clipped to the two neighbours.
-    Algorithm: a 3-point quadratic fit (exact for a parabola), O(G).
-    """
-    x, y = np.asarray(log2_lrs, dtype=float), np.asarray(log_losses, dtype=float)
-    finite = np.isfinite(y)
-    if not finite.any():
-        return float("nan"), "none"
-    i = int(np.argmin(np.where(finite, y, np.inf)))
-    if i == 0:
-        return float(x[0]), "low"
-    if i == len(x) - 1:
-        return float(x[-1]), "high"
-    if not (finite[i - 1] and finite[i + 1]):
-        return float(x[i]), None
-    a, b, _ = np.polyfit(x[i - 1:i + 2], y[i - 1:i + 2], 2)
-    if a <= 0:
-        return float(x[i]), None
-    return float(np.clip(-b / (2 * a), x[i - 1], x[i + 1])), None
 
 
 def run_log_loss(store, spec) -> float:
