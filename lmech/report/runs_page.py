@@ -41,23 +41,21 @@ def _thin(points: list[tuple[int, float]], max_points: int) -> list[tuple[int, f
 def runs_page_data(store, max_runs: int = 2000, max_points: int = 200) -> dict:
     """{"columns": [...], "rows": [[...]], "series": {run_id: {metric: [[step, value], ...]}},
     "omitted": number of runs left out} for the store's complete runs."""
-    columns = [row[0] for row in store.query("describe runs")]
-    quoted = ", ".join('"' + c.replace('"', '""') + '"' for c in columns)
-    rows = store.query(f"select {quoted} from runs order by created desc nulls last, run_id limit {int(max_runs)}")
-    total = store.query("select count(*) from runs")[0][0]
+    order = f"order by created desc nulls last, run_id limit {int(max_runs)}"
+    described, rows, total, metric_rows = store.queries([  # one read of the store for the whole page
+        "describe runs", f"select * from runs {order}", "select count(*) from runs",
+        f"select m.run_id, m.name, m.step, m.value from metrics m join (select run_id from runs {order}) r "
+        "using (run_id) order by m.run_id, m.name, m.step"])
+    columns = [row[0] for row in described]
     kept = [str(row[0]) for row in rows]
     series: dict[str, dict[str, list]] = {run_id: {} for run_id in kept}
-    if kept:
-        for run_id, name, step, value in store.query(
-                "select m.run_id, m.name, m.step, m.value from metrics m join "
-                f"(select run_id from runs order by created desc nulls last, run_id limit {int(max_runs)}) r "
-                "using (run_id) order by m.run_id, m.name, m.step"):
-            series[str(run_id)].setdefault(str(name), []).append((int(step), _clean(float(value))))
+    for run_id, name, step, value in metric_rows:
+        series[str(run_id)].setdefault(str(name), []).append((int(step), _clean(float(value))))
     for run_id, metrics in series.items():
         for name, points in metrics.items():
             metrics[name] = [list(p) for p in _thin(points, max_points)]
     return {"columns": columns, "rows": [[_clean(v) for v in row] for row in rows], "series": series,
-            "omitted": int(total) - len(kept)}
+            "omitted": int(total[0][0]) - len(kept)}
 
 
 def _script_json(data: dict) -> str:

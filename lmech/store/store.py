@@ -256,6 +256,12 @@ class Store:
         Returns the rows. Incomplete runs and entries that are not valid run ids are skipped;
         the run_id column is the run's directory name. The SQL cannot touch files.
         """
+        return self.queries([sql])[0]
+
+    def queries(self, statements: list[str]) -> list[list[tuple]]:
+        """`query` for several statements over one read of the store: each run is read and
+        verified once, and every statement sees the same snapshot. Returns one row list per
+        statement, in order."""
         import duckdb
 
         tables, rows = [], []
@@ -276,7 +282,7 @@ class Store:
         try:
             connection.register("metrics", pa.concat_tables(tables))
             connection.register("runs", _runs_table(rows))
-            return connection.execute(sql).fetchall()
+            return [connection.execute(sql).fetchall() for sql in statements]
         finally:
             connection.close()
 

@@ -19,6 +19,21 @@ def test_roundtrip_and_query(tmp_path):
     assert store.query("select count(*), min(value) from metrics") == [(2, 0.5)]
 
 
+def test_queries_read_each_run_once_and_answer_like_query(tmp_path, monkeypatch):
+    import lmech.store.store as store_module
+
+    store = Store(tmp_path)
+    _write(store, "abc")
+    _write(store, "def")
+    statements = ["select count(*) from runs", "select run_id, sum(value) from metrics group by run_id order by 1"]
+    expected = [store.query(sql) for sql in statements]
+    reads = []
+    real_inspect = store_module._inspect
+    monkeypatch.setattr(store_module, "_inspect", lambda *a, **k: reads.append(a[0].name) or real_inspect(*a, **k))
+    assert store.queries(statements) == expected == [[(2,)], [("abc", 1.5), ("def", 1.5)]]
+    assert sorted(reads) == ["abc", "def"]
+
+
 def test_incomplete_or_temporary_directories_do_not_look_complete(tmp_path):
     store = Store(tmp_path)
     (tmp_path / ".tmp-abc-1234").mkdir()  # a write killed before the rename
