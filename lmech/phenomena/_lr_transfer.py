@@ -91,3 +91,58 @@ def misleading_edges(widths: np.ndarray, edges: list[str | None]) -> list[int]:
     last = len(widths) - 1
     return [int(w) for i, (w, e) in enumerate(zip(widths, edges))
             if e is not None and not ((e == "high" and i == 0) or (e == "low" and i == last))]
+
+
+def transfer_checks(widths: np.ndarray, flat: dict, flat_exponent: float,
+                    drifting: dict, drifting_exponent: float) -> dict:
+    """The verdict inputs every width-transfer phenomenon shares: one arm predicted flat, one drifting.
+
+    Args: flat / drifting: {"log2_opt": (W,) optima, "edge": W edge flags} of the arm whose optimum
+    theory predicts as H^flat_exponent (muP, Muon) and of the arm predicted to drift as
+    H^drifting_exponent (SP); widths (W,).
+    Returns {"spread": the flat arm's trend-free spread (octaves), "drift": how far the drifting arm
+    moves in the predicted direction (octaves; 0 when no direction is predicted), "predicted_drift":
+    the theory's drift over the widths (octaves), "flat_edges": widths where the flat arm's optimum
+    is on a sweep edge, "bad_edges": the drifting arm's `misleading_edges`}.
+    """
+    widths = np.asarray(widths, dtype=float)
+    direction = -math.copysign(1.0, drifting_exponent) if drifting_exponent else 0.0
+    return {"spread": trend_free_spread(widths, flat["log2_opt"], flat_exponent),
+            "drift": float(direction * drift(drifting["log2_opt"])),
+            "predicted_drift": float(-drifting_exponent * math.log2(widths[-1] / widths[0])),
+            "flat_edges": [int(w) for w, e in zip(widths, flat["edge"]) if e is not None],
+            "bad_edges": misleading_edges(widths, drifting["edge"])}
+
+
+def plot_loss_curves(ax, widths: np.ndarray, log2_lrs: np.ndarray, arm: dict, *, optimizer: str, title: str) -> None:
+    """One panel: each width's seed-mean log loss against log2 lr, its fitted optimum dotted."""
+    import matplotlib.pyplot as plt
+
+    colors = plt.cm.viridis(np.linspace(0, 0.9, len(widths)))
+    for w, curve, opt, c in zip(widths, arm["log_loss"], arm["log2_opt"], colors):
+        ax.plot(log2_lrs, curve, "o-", color=c, ms=3, label=f"H={w:g}")
+        ax.axvline(opt, color=c, ls=":", lw=1)
+    ax.set_xlabel(f"log2 learning rate ({optimizer})")
+    ax.set_ylabel("log final training loss (seed mean)")
+    ax.set_title(f"{title}: loss vs lr (dotted: fitted optimum)")
+    ax.legend(fontsize=7)
+
+
+def plot_optima(ax, widths: np.ndarray, arms: list[tuple[str, np.ndarray, float, str]], *,
+                band_at: float, passed: bool) -> None:
+    """One panel: the measured optimum of each arm against width beside its theory line.
+
+    arms: (label, (W,) log2 optima, theory exponent, colour) per arm; band_at: the log2 lr at the
+    centre of the shaded one-octave band (the flat arm's optimum at the smallest width).
+    """
+    widths = np.asarray(widths, dtype=float)
+    for label, log2_opt, exponent, color in arms:
+        ax.plot(widths, log2_opt, "o-", color=color, label=f"{label} measured optimum")
+        ax.plot(widths, log2_opt[0] + exponent * np.log2(widths / widths[0]), "--", color=color,
+                label=f"{label} theory: lr* ∝ H^{exponent:g}")
+    ax.axhspan(band_at - 0.5, band_at + 0.5, color="C0", alpha=0.1)
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("width H")
+    ax.set_ylabel("log2 optimal lr")
+    ax.set_title(f"optimal lr vs width ({'PASS' if passed else 'FAIL'})")
+    ax.legend(fontsize=7)

@@ -38,12 +38,11 @@ sqrt(fan_out/fan_in)) for why that scale is width-stable; Yang et al. 2022 (Tens
 Sec. 3, for AdamW's 1/width drift in SP.
 """
 
-import math
 
 import numpy as np
 
 from lmech.models.transformer import TransformerSpec
-from lmech.phenomena._lr_transfer import drift, fit_optima, log_loss_curves, misleading_edges, trend_free_spread
+from lmech.phenomena._lr_transfer import fit_optima, log_loss_curves, plot_loss_curves, plot_optima, transfer_checks
 from lmech.phenomena.verdict import Comparison, Phenomenon
 from lmech.spec import ObserveSpec, OptimizerSpec, RunSpec
 from lmech.tasks.markov_language import MarkovLanguageSpec
@@ -115,12 +114,9 @@ def compare(prediction: dict, measurement: dict) -> Comparison:
     widths = measurement["widths"]
     muon, adamw = measurement["muon"], measurement["adamw"]
     exponent = prediction["lr_exponent"]
-    spread = trend_free_spread(widths, muon["log2_opt"], exponent["muon"])
-    direction = -math.copysign(1.0, exponent["adamw"]) if exponent["adamw"] else 0.0
-    adamw_drift = float(direction * drift(adamw["log2_opt"]))
-    predicted_drift = float(-exponent["adamw"] * math.log2(widths[-1] / widths[0]))
-    muon_edges = [int(w) for w, e in zip(widths, muon["edge"]) if e is not None]
-    adamw_bad_edges = misleading_edges(widths, adamw["edge"])
+    checks = transfer_checks(widths, muon, exponent["muon"], adamw, exponent["adamw"])
+    spread, adamw_drift, predicted_drift = checks["spread"], checks["drift"], checks["predicted_drift"]
+    muon_edges, adamw_bad_edges = checks["flat_edges"], checks["bad_edges"]
     passed = (spread <= MUON_TOLERANCE and adamw_drift >= ADAMW_MIN_DRIFT and not muon_edges
               and not adamw_bad_edges)
     return Comparison(
@@ -145,29 +141,12 @@ def figure(prediction: dict, measurement: dict, comparison: Comparison):
 
     widths, x = measurement["widths"], measurement["log2_lrs"]
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
-    colors = plt.cm.viridis(np.linspace(0, 0.9, len(widths)))
     for ax, name in zip(axes[:2], OPTIMIZERS):
-        m = measurement[name]
-        for w, curve, opt, c in zip(widths, m["log_loss"], m["log2_opt"], colors):
-            ax.plot(x, curve, "o-", color=c, ms=3, label=f"H={w:g}")
-            ax.axvline(opt, color=c, ls=":", lw=1)
-        ax.set_xlabel(f"log2 learning rate ({'Muon' if name == 'muon' else 'AdamW'})")
-        ax.set_ylabel("log final training loss (seed mean)")
-        ax.set_title(f"{'Muon' if name == 'muon' else 'AdamW (SP)'}: loss vs lr (dotted: fitted optimum)")
-        ax.legend(fontsize=7)
-    ax = axes[2]
-    for name, c in zip(OPTIMIZERS, ("C0", "C3")):
-        opt = measurement[name]["log2_opt"]
-        ax.plot(widths, opt, "o-", color=c, label=f"{name} measured optimum")
-        predicted = opt[0] + prediction["lr_exponent"][name] * np.log2(widths / widths[0])
-        ax.plot(widths, predicted, "--", color=c, label=f"{name} theory: lr* ∝ H^{prediction['lr_exponent'][name]:g}")
-    ax.axhspan(measurement["muon"]["log2_opt"][0] - 0.5, measurement["muon"]["log2_opt"][0] + 0.5,
-               color="C0", alpha=0.1)
-    ax.set_xscale("log", base=2)
-    ax.set_xlabel("width H")
-    ax.set_ylabel("log2 optimal lr")
-    ax.set_title(f"optimal lr vs width ({'PASS' if comparison.passed else 'FAIL'})")
-    ax.legend(fontsize=7)
+        plot_loss_curves(ax, widths, x, measurement[name], optimizer="Muon" if name == "muon" else "AdamW",
+                         title="Muon" if name == "muon" else "AdamW (SP)")
+    plot_optima(axes[2], widths, [(name, measurement[name]["log2_opt"], prediction["lr_exponent"][name], c)
+                                  for name, c in zip(OPTIMIZERS, ("C0", "C3"))],
+                band_at=measurement["muon"]["log2_opt"][0], passed=comparison.passed)
     fig.tight_layout()
     return fig
 

@@ -34,13 +34,13 @@ import math
 import numpy as np
 
 from lmech.models.mlp import ModelSpec
-from lmech.phenomena._lr_transfer import drift as optimum_drift
 from lmech.phenomena._lr_transfer import (
     final_loss,
     fit_optima,
-    misleading_edges,
     optimal_log2_lr,
-    trend_free_spread,
+    plot_loss_curves,
+    plot_optima,
+    transfer_checks,
 )
 from lmech.phenomena.verdict import Comparison, Phenomenon
 from lmech.spec import ObserveSpec, OptimizerSpec, RunSpec
@@ -126,14 +126,11 @@ def compare(prediction: dict, measurement: dict) -> Comparison:
     widths = measurement["widths"]
     octaves = np.log2(widths / widths[0])
     mup, sp = measurement["mup"], measurement["sp"]
-    spread = trend_free_spread(widths, mup["log2_opt"], prediction["lr_exponent"]["mup"])
-    direction = -math.copysign(1.0, prediction["lr_exponent"]["sp"]) if prediction["lr_exponent"]["sp"] else 0.0
-    drift = float(direction * optimum_drift(sp["log2_opt"]))
-    predicted_drift = float(-prediction["lr_exponent"]["sp"] * octaves[-1])
-    mup_edges = [int(w) for w, e in zip(widths, mup["edge"]) if e is not None]
+    checks = transfer_checks(widths, mup, prediction["lr_exponent"]["mup"], sp, prediction["lr_exponent"]["sp"])
+    spread, drift, predicted_drift = checks["spread"], checks["drift"], checks["predicted_drift"]
     # an SP optimum clamped at an edge can only understate the drift when it sits at the extreme
     # the drift points to: the upper edge at the smallest width, the lower edge at the largest.
-    sp_bad_edges = misleading_edges(widths, sp["edge"])
+    mup_edges, sp_bad_edges = checks["flat_edges"], checks["bad_edges"]
     coord_slopes = {p: [round(_slope(widths, measurement[p]["coord"][:, layer]), 3)
                         for layer in range(measurement[p]["coord"].shape[1])] for p in PARAMETERIZATIONS}
     n_layers = len(coord_slopes["sp"])
@@ -170,29 +167,11 @@ def figure(prediction: dict, measurement: dict, comparison: Comparison):
 
     widths, x = measurement["widths"], measurement["log2_lrs"]
     fig, axes = plt.subplots(2, 2, figsize=(11, 8))
-    colors = plt.cm.viridis(np.linspace(0, 0.9, len(widths)))
     for ax, p in zip(axes[0], PARAMETERIZATIONS):
-        m = measurement[p]
-        for w, curve, opt, c in zip(widths, m["log_loss"], m["log2_opt"], colors):
-            ax.plot(x, curve, "o-", color=c, ms=3, label=f"H={w:g}")
-            ax.axvline(opt, color=c, ls=":", lw=1)
-        ax.set_xlabel("log2 learning rate (Adam)")
-        ax.set_ylabel("log final training loss (seed mean)")
-        ax.set_title(f"{p.upper()}: loss vs lr (dotted: fitted optimum)")
-        ax.legend(fontsize=7)
-    ax = axes[1, 0]
-    for p, c in zip(PARAMETERIZATIONS, ("C3", "C0")):
-        opt = measurement[p]["log2_opt"]
-        ax.plot(widths, opt, "o-", color=c, label=f"{p.upper()} measured optimum")
-        predicted = opt[0] + prediction["lr_exponent"][p] * np.log2(widths / widths[0])
-        ax.plot(widths, predicted, "--", color=c, label=f"{p.upper()} theory: lr* ∝ H^{prediction['lr_exponent'][p]:g}")
-    ax.axhspan(measurement["mup"]["log2_opt"][0] - 0.5, measurement["mup"]["log2_opt"][0] + 0.5,
-               color="C0", alpha=0.1)
-    ax.set_xscale("log", base=2)
-    ax.set_xlabel("width H")
-    ax.set_ylabel("log2 optimal lr")
-    ax.set_title(f"optimal lr vs width ({'PASS' if comparison.passed else 'FAIL'})")
-    ax.legend(fontsize=7)
+        plot_loss_curves(ax, widths, x, measurement[p], optimizer="Adam", title=p.upper())
+    plot_optima(axes[1, 0], widths, [(p.upper(), measurement[p]["log2_opt"], prediction["lr_exponent"][p], c)
+                                     for p, c in zip(PARAMETERIZATIONS, ("C3", "C0"))],
+                band_at=measurement["mup"]["log2_opt"][0], passed=comparison.passed)
     ax = axes[1, 1]
     n_layers = measurement["sp"]["coord"].shape[1]
     layer_colors = plt.cm.plasma(np.linspace(0, 0.8, n_layers))

@@ -44,7 +44,7 @@ import math
 import numpy as np
 
 from lmech.models.transformer import TransformerSpec
-from lmech.phenomena._lr_transfer import drift, fit_optima, log_loss_curves, misleading_edges, trend_free_spread
+from lmech.phenomena._lr_transfer import fit_optima, log_loss_curves, plot_loss_curves, plot_optima, transfer_checks
 from lmech.phenomena.verdict import Comparison, Phenomenon
 from lmech.spec import ObserveSpec, OptimizerSpec, RunSpec
 from lmech.tasks.markov_language import MarkovLanguageSpec
@@ -169,12 +169,9 @@ def compare(prediction: dict, measurement: dict) -> Comparison:
     widths = measurement["widths"]
     mup, sp = measurement["mup"], measurement["sp"]
     exponent = prediction["lr_exponent"]
-    spread = trend_free_spread(widths, mup["log2_opt"], exponent["mup"])
-    direction = -math.copysign(1.0, exponent["sp"]) if exponent["sp"] else 0.0
-    sp_drift = float(direction * drift(sp["log2_opt"]))
-    predicted_drift = float(-exponent["sp"] * math.log2(widths[-1] / widths[0]))
-    mup_edges = [int(w) for w, e in zip(widths, mup["edge"]) if e is not None]
-    sp_bad_edges = misleading_edges(widths, sp["edge"])
+    checks = transfer_checks(widths, mup, exponent["mup"], sp, exponent["sp"])
+    spread, sp_drift, predicted_drift = checks["spread"], checks["drift"], checks["predicted_drift"]
+    mup_edges, sp_bad_edges = checks["flat_edges"], checks["bad_edges"]
     hidden = [f for f, role in measurement["coord_roles"].items() if role == "hidden"]
     slopes = {p: coordinate_slopes(widths, measurement[p]["coord"]) for p in PARAMETERIZATIONS}
     theory = prediction["coord_exponent"]
@@ -207,29 +204,11 @@ def figure(prediction: dict, measurement: dict, comparison: Comparison):
 
     widths, x = measurement["widths"], measurement["log2_lrs"]
     fig, axes = plt.subplots(2, 2, figsize=(11, 8))
-    colors = plt.cm.viridis(np.linspace(0, 0.9, len(widths)))
     for ax, p in zip(axes[0], PARAMETERIZATIONS):
-        m = measurement[p]
-        for w, curve, opt, c in zip(widths, m["log_loss"], m["log2_opt"], colors):
-            ax.plot(x, curve, "o-", color=c, ms=3, label=f"H={w:g}")
-            ax.axvline(opt, color=c, ls=":", lw=1)
-        ax.set_xlabel("log2 learning rate (Adam)")
-        ax.set_ylabel("log final training loss (seed mean)")
-        ax.set_title(f"transformer, {p.upper()}: loss vs lr (dotted: fitted optimum)")
-        ax.legend(fontsize=7)
-    ax = axes[1, 0]
-    for p, c in zip(PARAMETERIZATIONS, ("C3", "C0")):
-        opt = measurement[p]["log2_opt"]
-        ax.plot(widths, opt, "o-", color=c, label=f"{p.upper()} measured optimum")
-        predicted = opt[0] + prediction["lr_exponent"][p] * np.log2(widths / widths[0])
-        ax.plot(widths, predicted, "--", color=c, label=f"{p.upper()} theory: lr* ∝ H^{prediction['lr_exponent'][p]:g}")
-    ax.axhspan(measurement["mup"]["log2_opt"][0] - 0.5, measurement["mup"]["log2_opt"][0] + 0.5,
-               color="C0", alpha=0.1)
-    ax.set_xscale("log", base=2)
-    ax.set_xlabel("width H")
-    ax.set_ylabel("log2 optimal lr")
-    ax.set_title(f"optimal lr vs width ({'PASS' if comparison.passed else 'FAIL'})")
-    ax.legend(fontsize=7)
+        plot_loss_curves(ax, widths, x, measurement[p], optimizer="Adam", title=f"transformer, {p.upper()}")
+    plot_optima(axes[1, 0], widths, [(p.upper(), measurement[p]["log2_opt"], prediction["lr_exponent"][p], c)
+                                     for p, c in zip(PARAMETERIZATIONS, ("C3", "C0"))],
+                band_at=measurement["mup"]["log2_opt"][0], passed=comparison.passed)
     ax = axes[1, 1]
     roles = measurement["coord_roles"]
     field_colors = plt.cm.plasma(np.linspace(0, 0.8, len(roles)))
