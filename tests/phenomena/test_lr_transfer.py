@@ -15,6 +15,7 @@ from lmech.phenomena._lr_transfer import (
     misleading_edges,
     optimal_log2_lr,
     run_log_loss,
+    transfer_checks,
     trend_free_spread,
 )
 from lmech.spec import OptimizerSpec, RunSpec
@@ -103,3 +104,16 @@ def test_curves_are_seed_means_of_log_loss_and_divergence_is_inf():
     assert np.allclose(curves["adam"], expected, atol=1e-9)
     assert np.isinf(curves["adamw"][1, 2]) and np.allclose(curves["adamw"][0], expected[0], atol=1e-9)
     assert run_log_loss(store, specs[0]) == pytest.approx(math.log(losses[specs[0].id]))
+
+
+def test_transfer_checks_on_known_optima():
+    flat = {"log2_opt": np.array([-6.0, -6.2, -5.9, -6.1]), "edge": [None, None, "high", None]}
+    falling = {"log2_opt": -4.0 - np.log2(WIDTHS / WIDTHS[0]), "edge": ["high", None, None, "low"]}
+    checks = transfer_checks(WIDTHS, flat, 0.0, falling, -1.0)
+    assert checks["spread"] == pytest.approx(0.3) and checks["drift"] == pytest.approx(3.0)
+    assert checks["predicted_drift"] == pytest.approx(3.0)  # 1/H over 16..128: three octaves
+    assert checks["flat_edges"] == [64] and checks["bad_edges"] == []  # the extreme edges only understate
+    rising = {"log2_opt": falling["log2_opt"][::-1], "edge": [None, "low", None, None]}
+    checks = transfer_checks(WIDTHS, flat, 0.0, rising, -1.0)
+    assert checks["drift"] == pytest.approx(-3.0) and checks["bad_edges"] == [32]  # wrong way, and a hiding edge
+    assert transfer_checks(WIDTHS, flat, 0.0, falling, 0.0)["drift"] == 0.0  # no direction predicted
