@@ -5,8 +5,21 @@ import math
 import numpy as np
 import pytest
 
-from lmech.models.transformer import TransformerSpec
-from lmech.phenomena.grokking_transformer import MIN_DELAY_RATIO, PHENOMENON, compare, delay_checks, predict, runs
+import torch
+
+from lmech.errors import InputError
+from lmech.models.family import build_model
+from lmech.models.transformer import Transformer, TransformerSpec
+from lmech.phenomena.grokking_transformer import (
+    MIN_DELAY_RATIO,
+    PHENOMENON,
+    AnswerTransformer,
+    answer_transformer,
+    compare,
+    delay_checks,
+    predict,
+    runs,
+)
 from lmech.spec import group_key
 
 INF = math.inf
@@ -18,10 +31,45 @@ def _measurement(mem, gen, decays=(0.5, 1.0, 2.0)):
             "generalization": np.asarray(gen, dtype=float), "curves": {}, "budget": 2000}
 
 
+def test_answer_transformer_is_the_full_transformer_at_the_answer_position():
+    spec = TransformerSpec(width=16, heads=4, depth=1, context=4, embedding_std=2.0)
+    net = Transformer(spec, 11, 11, seed=3, init_scale=2.5)
+    with torch.no_grad():  # non-trivial layer norms and biases
+        for name, parameter in net.named_parameters():
+            if parameter.dim() == 1:
+                parameter.copy_(torch.randn(parameter.shape, generator=torch.Generator().manual_seed(len(name))))
+    x = torch.randint(0, 11, (40, 4), generator=torch.Generator().manual_seed(0))
+    logits = AnswerTransformer(net)(x)
+    assert logits.shape == (40, 4, 11)
+    torch.testing.assert_close(logits[:, -1], net(x)[:, -1], rtol=1e-5, atol=1e-5)
+    assert torch.count_nonzero(logits[:, :-1]) == 0  # unscored positions are not computed
+
+
+def test_answer_transformer_refuses_what_it_cannot_shortcut():
+    with pytest.raises(InputError):
+        AnswerTransformer(Transformer(TransformerSpec(width=16, heads=4, depth=2, context=4), 11, 11, seed=0))
+
+
+def test_factory_init_scale_multiplies_the_weights_and_the_run_seed_draws_them():
+    def member(seed, init_scale):
+        return build_model(runs(True)[0].model.model_copy(update={"kwargs": dict(
+            runs(True)[0].model.kwargs, init_scale=init_scale)}), (4,), 25, 25, seed)
+
+    small, large, other = member(0, 1.0), member(0, 3.0), member(1, 1.0)
+    small_p, large_p = dict(small.named_parameters()), dict(large.named_parameters())
+    for name, parameter in small_p.items():
+        factor = 3.0 if parameter.dim() == 2 else 1.0  # matrices and embeddings, not gains or biases
+        torch.testing.assert_close(large_p[name], parameter * factor)
+    assert not torch.equal(small.net.token_embedding, other.net.token_embedding)
+    assert torch.equal(member(1, 1.0).net.token_embedding, other.net.token_embedding)
+    assert answer_transformer(25, 1.0).net.blocks[0].mlp.up.weight.shape == (128, 32)
+
+
 def test_fast_specs_are_one_ensemble_of_a_one_layer_transformer_on_tokens():
     specs = runs(True)
     assert len({group_key(s) for s in specs}) == 1
-    assert all(isinstance(s.model, TransformerSpec) and s.model.depth == 1 for s in specs)
+    assert all(s.model.kind == "factory" and s.model.factory.endswith(":answer_transformer") for s in specs)
+    assert all(isinstance(build_model(s.model, (4,), 25, 25, s.seed), AnswerTransformer) for s in specs[:1])
     assert all(s.task.name == "modular_arithmetic_tokens" and s.task.operation == "+" for s in specs)
     assert all(s.task.train_fraction <= 0.4 for s in specs)  # well under half of the equations
     assert all(s.optimizer.name == "adamw" and s.optimizer.batch_size is None for s in specs)
