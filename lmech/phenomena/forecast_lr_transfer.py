@@ -12,12 +12,14 @@ the SP scaling of Lee et al. 2019, Sec. 2.2), so every lr scale of training, the
 Experiment: a ReLU MLP with one hidden layer on a teacher-student regression (input dimension 4,
 teacher a width-64 tanh net, label noise 0.1: an irreducible loss, as in practice; 4096 training
 and 1024 test examples), minibatches of 64 for 100 steps (short: far from converged, so lr* sits
-near the edge of the fast regime), a half-octave lr grid x 4 seeds at proxy widths 32, 64, 128,
-256 and the held-out target width 1024 (4x the largest proxy). Each parameterization is trained
+near the edge of the fast regime), a half-octave lr grid x seeds at proxy widths 32, 64, 128, 256
+and the held-out target width 1024 (4x the largest proxy). Each parameterization is trained
 with the optimizer its theory is about, as two `lmech forecast lr-transfer` calls would be:
 SP with SGD (grid 2^-10.5..2^-2: it brackets the optimum at every width and reaches divergence
-at widths 64 and up), muP with Adam (base width 32; grid 2^-8..2^-2). One width + parameterization
-is one ensemble job (lrs x seeds): 10 jobs, 620 members; about 35 CPU-s on one core (fast).
+at widths 64 and up; 4 seeds), muP with Adam (base width 32; grid 2^-8..2^-2; 8 seeds: Adam's
+bowl rises about 5% in the half octave above its optimum, so one seed's scatter would cost more
+than the 2% allowed). One width + parameterization is one ensemble job (lrs x seeds): 10 jobs,
+880 members; about 41 CPU-s on one core (fast).
 
 Measurement: the final test loss (mean over the last fifth of training) per member; then, by
 `lmech.forecast.lr_transfer`, per width the optimum of the seed-mean log loss (parabola through
@@ -32,10 +34,13 @@ fitted exponent's 95% interval excludes 0 (no trivially flat fit). The reported 
 worse octave error of the two.
 
 Measured (fast, 2026-12-01, one core): SP/SGD forecast 0.0023 [0.00086, 0.0062] vs held-out
-0.00253 (0.13 octave, +0.89% loss), exponent -1.07 [-1.39, -0.74]; muP/Adam 0.0887 vs 0.106
-(0.26 octave, +0.34%). PASS, 35.3 CPU-s. The crossed pairs fail on the same task, which is why each
-parameterization gets its own optimizer: muP with SGD drifts (optima 2^-3.5 at width 32 to
-2^-6.4 at 1024: 2.25 octaves off), SP with Adam is a plateau whose optimum is not a power law
+0.00253 (0.13 octave, +0.89% loss), exponent -1.07 [-1.39, -0.74]; muP/Adam 0.0977 [0.074, 0.129]
+vs 0.0928 (0.07 octave, +1.31%). PASS, 40.8 CPU-s. Other seeds: SP seeds 4..7 0.08 octave, +0.18%,
+exponent -1.01 [-1.51, -0.51]; muP seeds 8..15 0.01 octave, +0.14%; muP with 4 seeds is fragile
+(seeds 0..3 0.26 octave, +0.34%, but seeds 4..7 0.27 octave, +5.3%: fails). The crossed pairs
+fail on the same task, which is why each parameterization gets its own optimizer (4 seeds, grids
+2^-13..2^1 and 2^-15..2^-2): muP with SGD drifts (optima 2^-3.5 at width 32 to 2^-6.4 at 1024:
+2.25 octaves off), SP with Adam is a plateau whose optimum is not a power law
 (exponent -0.37 [-1.38, 0.65], 4.1 octaves off). Earlier designs, all failing: Adam under SP and
 muP with two hidden layers at widths 8..256 (SP +3.2% loss, exponent interval containing 0; the
 optimum is a transition in width, flat from 8 to 16); SGD with two hidden layers (catapults near
@@ -43,7 +48,7 @@ the stability edge make the loss curve jagged there: +11% to +48%); SGD with bat
 noise 0.3 (a noise-dominated bowl: SP passes, muP drifts by 1.5 octaves).
 
 Scope: one task, one hidden layer, widths up to 1024 (fast) or 2048 (full: proxies 64..512, 8
-seeds). Sources: Yang et al. 2022 (arXiv:2203.03466); Jacot, Gabriel & Hongler 2018
+SP and 16 muP seeds). Sources: Yang et al. 2022 (arXiv:2203.03466); Jacot, Gabriel & Hongler 2018
 (arXiv:1806.07572); Lee et al. 2019 (arXiv:1902.06720).
 """
 
@@ -80,9 +85,11 @@ def _grid(low: float, high: float) -> list[float]:
 
 def _design(fast: bool) -> dict:
     if fast:
-        return {"proxies": [32, 64, 128, 256], "target": 1024, "seeds": 4, "steps": 100, "batch": 64, "depth": 1,
+        return {"proxies": [32, 64, 128, 256], "target": 1024, "seeds": {"sp": 4, "mup": 8}, "steps": 100,
+                "batch": 64, "depth": 1,
                 "log2_lrs": {"sp": _grid(-10.5, -2.0), "mup": _grid(-8.0, -2.0)}}
-    return {"proxies": [64, 128, 256, 512], "target": 2048, "seeds": 8, "steps": 100, "batch": 64, "depth": 1,
+    return {"proxies": [64, 128, 256, 512], "target": 2048, "seeds": {"sp": 8, "mup": 16}, "steps": 100,
+            "batch": 64, "depth": 1,
             "log2_lrs": {"sp": _grid(-12.5, -2.0), "mup": _grid(-9.0, -1.0)}}
 
 
@@ -102,7 +109,7 @@ def _specs(d: dict) -> list[RunSpec]:
                               base_width=d["proxies"][0])
             for log2_lr in d["log2_lrs"][parameterization]:
                 optimizer = OptimizerSpec(name=OPTIMIZERS[parameterization], lr=2.0**log2_lr, batch_size=d["batch"])
-                for seed in range(d["seeds"]):
+                for seed in range(d["seeds"][parameterization]):
                     specs.append(RunSpec(task=task, model=model, optimizer=optimizer, steps=d["steps"], seed=seed,
                                          observe=observe))
     return specs
@@ -117,8 +124,8 @@ def predict(specs: list[RunSpec]) -> dict:
 
 
 def measure(store, specs: list[RunSpec]) -> dict:
-    """Final test losses {parameterization: {width: (R, G_p)}} and each grid {parameterization: log2_lrs (G_p,)}."""
-    seeds = sorted({s.seed for s in specs})
+    """Final test losses {parameterization: {width: (R_p, G_p)}} and each grid {parameterization: log2_lrs (G_p,)}."""
+    seeds = {p: sorted({s.seed for s in specs if s.model.parameterization == p}) for p in PARAMETERIZATIONS}
     grids = {p: sorted({math.log2(s.optimizer.lr) for s in specs if s.model.parameterization == p})
              for p in PARAMETERIZATIONS}
     out: dict = {"log2_lrs": {p: np.asarray(g) for p, g in grids.items()}, "losses": {}}
@@ -127,9 +134,9 @@ def measure(store, specs: list[RunSpec]) -> dict:
         steps, values = store.series(spec.id, "loss/test")
         tail = [v for s, v in zip(steps, values) if s >= (1 - FINAL_FRACTION) * spec.steps]
         diverged = store.summary(spec.id)["status"] == "diverged" or not tail or not np.all(np.isfinite(tail))
-        table = out["losses"].setdefault(p, {}).setdefault(spec.model.width, np.full((len(seeds), len(grids[p])),
+        table = out["losses"].setdefault(p, {}).setdefault(spec.model.width, np.full((len(seeds[p]), len(grids[p])),
                                                                                       np.inf))
-        table[seeds.index(spec.seed), grids[p].index(math.log2(spec.optimizer.lr))] = (
+        table[seeds[p].index(spec.seed), grids[p].index(math.log2(spec.optimizer.lr))] = (
             math.inf if diverged else float(np.mean(tail)))
     return out
 

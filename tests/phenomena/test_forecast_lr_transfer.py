@@ -21,7 +21,7 @@ def _measurement(sp_shift=0.0, sp_exponent=-1.0, noise=0.003):
         for w in d["proxies"] + [d["target"]]:
             opt = -3.5 + exponent * math.log2(w / 32) + (sp_shift if (p == "sp" and w == d["target"]) else 0.0)
             log_l = math.log(0.02) + 0.02 * (x - opt) ** 2  # a flat-ish basin: 2% at one octave
-            losses[p][w] = np.exp(log_l[None, :] + noise * rng.standard_normal((d["seeds"], len(x))))
+            losses[p][w] = np.exp(log_l[None, :] + noise * rng.standard_normal((d["seeds"][p], len(x))))
     return {"log2_lrs": grids, "losses": losses}
 
 
@@ -54,7 +54,7 @@ def test_a_forecast_on_the_steep_side_of_the_bowl_fails_the_loss_check():
     # held-out optimum near 2^-3.2 (within half an octave of the flat forecast 2^-3.5), but the loss
     # rises 6% in the half octave below it: within the octave tolerance, outside the 2% loss tolerance
     log_l = math.log(0.02) + np.where(x < -3.0, 0.24, 1.05) * (x + 3.0) ** 2
-    m["losses"]["mup"][d["target"]] = np.repeat(np.exp(log_l)[None, :], d["seeds"], axis=0)
+    m["losses"]["mup"][d["target"]] = np.repeat(np.exp(log_l)[None, :], d["seeds"]["mup"], axis=0)
     c = compare(_prediction(), m)  # negative control
     r = c.details["results"]["mup"]
     assert c.details["mup_within_half_octave"] and r["excess_loss"] > 0.05 and not c.details["mup_loss_within_2pct"]
@@ -82,8 +82,7 @@ def test_measure_reads_the_tail_of_the_test_loss_and_flags_divergence():
     d = _design(True)
     for p in ("sp", "mup"):
         np.testing.assert_allclose(m["log2_lrs"][p], d["log2_lrs"][p])
-        table = m["losses"][p][32]
-        assert table.shape == (2, len(d["log2_lrs"][p]))
+        assert m["losses"][p][32].shape == (2, len(d["log2_lrs"][p]))
     first = specs[0]
     row, col = first.seed, d["log2_lrs"][first.model.parameterization].index(math.log2(first.optimizer.lr))
     assert math.isinf(m["losses"][first.model.parameterization][32][row, col])
