@@ -40,10 +40,14 @@ def test_specs_budgets_and_ladders():
         for w in widths:  # C = 6 N D within rounding of the steps
             steps = [s.steps for s in fast if s.model.width == w and abs(6 * _parameters(w) * 64 * s.steps / c - 1) < 0.1]
             assert steps, (c, w)
+    full_prediction = PHENOMENON.predict(full)  # seven sqrt(2)-spaced fitting budgets, the same held-out one
+    assert len(full_prediction["fitting"]) == 7 and full_prediction["held_out"] == prediction["held_out"]
+    assert np.allclose(np.diff(np.log2(full_prediction["fitting"])), 0.5)
+    for c in full_prediction["fitting"]:
+        assert len(ladder_widths(c)) >= 5
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="known failure, not in the atlas: the measured N_opt(C5) bends above the IsoFLOP line (x1.20, inside x1.5, but outside the 95% prediction interval; module docstring)")
 def test_end_to_end(tmp_path):
     from lmech.phenomena.atlas import run_phenomenon
     from lmech.store import Store
