@@ -21,7 +21,8 @@ bowl rises about 5% in the half octave above its optimum, so one seed's scatter 
 than the 2% allowed). One width + parameterization is one ensemble job (lrs x seeds): 10 jobs,
 880 members; about 41 CPU-s on one core (fast).
 
-Measurement: the final test loss (mean over the last fifth of training) per member; then, by
+Measurement: the final test loss (mean over the last fifth of training; the forecast's
+`SpecRunner` with metric "loss/test" reads the same) per member; then, by
 `lmech.forecast.lr_transfer`, per width the optimum of the seed-mean log loss (parabola through
 the lowest point and its neighbours), the power law through the proxies' optima (SP: exponent
 fitted; muP: exponent 0) with its 95% interval (residual scatter + seed bootstrap), and
@@ -37,7 +38,8 @@ Measured (fast, 2026-12-01, one core): SP/SGD forecast 0.0023 [0.00086, 0.0062] 
 0.00253 (0.13 octave, +0.89% loss), exponent -1.07 [-1.39, -0.74]; muP/Adam 0.0977 [0.074, 0.129]
 vs 0.0928 (0.07 octave, +1.31%). PASS, 40.8 CPU-s. Other seeds: SP seeds 4..7 0.08 octave, +0.18%,
 exponent -1.01 [-1.51, -0.51]; muP seeds 8..15 0.01 octave, +0.14%; muP with 4 seeds is fragile
-(seeds 0..3 0.26 octave, +0.34%, but seeds 4..7 0.27 octave, +5.3%: fails). The crossed pairs
+(seeds 0..3 0.26 octave, +0.34%, but seeds 4..7 0.27 octave, +5.3%: fails). Full (205 CPU-s):
+SP exponent -1.00 [-1.21, -0.80], 0.02 octave, +0.26%; muP 0.05 octave, +0.06%. The crossed pairs
 fail on the same task, which is why each parameterization gets its own optimizer (4 seeds, grids
 2^-13..2^1 and 2^-15..2^-2): muP with SGD drifts (optima 2^-3.5 at width 32 to 2^-6.4 at 1024:
 2.25 octaves off), SP with Adam is a plateau whose optimum is not a power law
