@@ -12,6 +12,7 @@ from lmech.phenomena import (
     deep_linear_dynamics,
     double_descent,
     edge_of_stability,
+    edge_of_stability_transformer,
     flat_minima,
     forecast_batch,
     forecast_curve,
@@ -47,6 +48,7 @@ _ALL = (
     # the atlas on transformers (and the optimizers of today's practice)
     mup_transfer_transformer.PHENOMENON,
     muon_transfer.PHENOMENON,
+    edge_of_stability_transformer.PHENOMENON,
     scaling_law_lm.PHENOMENON,
     attention_vs_recurrence.PHENOMENON,
     # landscapes, representations and generalization
