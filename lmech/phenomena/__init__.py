@@ -16,6 +16,7 @@ from lmech.phenomena import (
     flat_minima,
     forecast_batch,
     forecast_curve,
+    forecast_lr_transfer,
     forecast_max_lr,
     grokking,
     heavy_tails,
@@ -62,6 +63,7 @@ _ALL = (
     pac_bayes.PHENOMENON,
     # forecasts, each scored on held-out runs (lmech forecast ... prints this verdict as its track record)
     forecast_max_lr.PHENOMENON,
+    forecast_lr_transfer.PHENOMENON,
     forecast_batch.PHENOMENON,
     forecast_curve.PHENOMENON,
 )
