@@ -25,18 +25,25 @@ the C5 ladder's own vertex.
 Verdict: the measured N_opt(C5) within a factor 1.5 of the forecast (tolerance) and inside its
 95% interval; the C5 ladder's loss (its parabola) at the forecast size within 1% of its minimum.
 
-Measured (fast, 44 CPU-s on a loaded 2-core machine): vertices 1404, 1775, 3147, 5428 at C1..C4
-(N_opt ∝ C^0.668, residual scatter 12% in log N, mostly the C1 ladder's: at 8e7 FLOPs the
+Measured (fast, 45 CPU-s single-threaded with imports): vertices 1404, 1775, 3147, 5428 at
+C1..C4 (N_opt ∝ C^0.668, residual scatter 12% in log N, mostly the C1 ladder's: at 8e7 FLOPs the
 optimum runs only ~150 steps and the first modes are still escaping the small init; a seed
 bootstrap puts that vertex's own scatter at 15%, the others' at 1-4%); forecast N_opt(C5) =
 12906, interval [4611, 36125]; the C5 ladder's vertex 12760: x1.01, inside; the loss at the
-forecast size +0.11% over the ladder's minimum: PASS. Designs measured on the way: input dim 64
-(lr 0.02, 64..1024 steps): vertices on a line to 0.3% but the C5 vertex (width 90 > 64, past the
-rank) x1.20 above it and outside [9387, 9927]: FAIL; input dim 128 at lr 0.02: the C5 optimum
-needs runs longer than the window (64..1024 steps: not bracketed; 64..2048: x1.83 off, the small
-budgets stuck near width 5); lr 0.1 with 16..512 steps (the same ladders one budget doubling
-later, since the dynamics go by lr x steps): passes, but x1.23 off: the C5 optimal width 84,
-nearing 128, bends N_opt(C) down.
+forecast size +0.11% over the ladder's minimum: PASS (seed subsets 3, 5, 6: x1.05, x1.03, x1.00,
+all pass). Full (122 CPU-s): seven vertices 1371..5443, N_opt ∝ C^0.704, forecast 13792
+[9583, 19848] (5 degrees of freedom), the C5 vertex 12718: x1.08, inside; +0.08%: PASS.
+
+Designs measured on the way: input dim 64 (lr 0.02, 64..1024 steps): vertices on a line to 0.3%
+but the C5 vertex (width 90 > 64, past the rank) x1.20 above it and outside [9387, 9927]: FAIL;
+input dim 128 at lr 0.02: the C5 optimum needs runs longer than the window (64..1024 steps: not
+bracketed; 64..2048: x1.83 off, the small budgets stuck near width 5); lr 0.1 with 16..512 steps
+(the same ladders one budget doubling later, since the dynamics go by lr x steps): passes, but
+x1.23 off: the C5 optimal width 84, nearing 128, bends N_opt(C) down. On the input-dim-64 design
+the interval (±2.8% in log N) was narrower than the seed noise of the forecast error (resampling
+the seeds jointly at every budget: log(C5 vertex / forecast) = +0.16 ± 0.08), but adding that
+bootstrap variance to the interval covers 99-100% of synthetic held-out vertices (the coverage
+test allows at most 98.5%), so the fit keeps the classical interval.
 
 Scope: one family and task, budgets spanning 32x; the law is measured only while the optimal
 width stays below about half the input dimension. Sources: Hoffmann et al. 2022
@@ -187,7 +194,8 @@ def figure(prediction: dict, measurement: dict, comparison: Comparison):
     if "n_opt" in r:
         axes[1].plot(prediction["fitting"], r["n_opt"], "o", label="vertices C1..C4")
         grid = np.geomspace(prediction["fitting"][0], prediction["held_out"], 20)
-        axes[1].plot(grid, r["n_opt"][0] * (grid / grid[0]) ** r["exponent"], "--", label=f"N ∝ C^{r['exponent']:.2f}")
+        axes[1].plot(grid, r["forecast"] * (grid / grid[-1]) ** r["exponent"], "--",  # the fitted law
+                     label=f"fit N ∝ C^{r['exponent']:.2f}")
         axes[1].errorbar([prediction["held_out"]], [r["forecast"]],
                          yerr=[[r["forecast"] - r["interval"][0]], [r["interval"][1] - r["forecast"]]], fmt="s",
                          capsize=3, label="forecast (95%)")
