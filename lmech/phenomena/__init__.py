@@ -15,6 +15,7 @@ from lmech.phenomena import (
     edge_of_stability_transformer,
     flat_minima,
     forecast_batch,
+    forecast_compute,
     forecast_curve,
     forecast_lr_transfer,
     forecast_max_lr,
@@ -66,6 +67,7 @@ _ALL = (
     forecast_lr_transfer.PHENOMENON,
     forecast_batch.PHENOMENON,
     forecast_curve.PHENOMENON,
+    forecast_compute.PHENOMENON,
 )
 PHENOMENA: dict[str, Phenomenon] = {p.name: p for p in _ALL}
 
