@@ -73,7 +73,7 @@ def _widths(fast: bool) -> list[int]:
 
 
 def _steps(width: int, fast: bool) -> int:
-    """Adam steps at width H: proportional to H (about sqrt of the non-embedding count), so larger models see more data."""
+    """Adam steps at width H: proportional to H (about the root of the non-embedding count N)."""
     return (75 if fast else 150) * width
 
 
