@@ -1,6 +1,6 @@
 """Multi-token lookup: k answer tokens per sequence, each a fixed position-dependent table of its input token.
 
-One job: sequences x_1 .. x_k of uniform tokens whose target at position t is
+One job: sequences x_1 .. x_k of i.i.d. tokens (uniform, or Zipf) whose target at position t is
 pi_t(x_t), with pi_1 .. pi_k random permutations of the vocabulary (one set
 per task seed). An answer is exactly right only when all k tokens are, so
 the task separates per-token accuracy from exact match (Schaeffer, Miranda &
