@@ -2,7 +2,9 @@
 
 Every factory takes `width` as a keyword (the forecasts that need a size axis call it with
 several widths) and builds a plain torch module; the data functions return (inputs, targets)
-tensors, fixed by their seed. Commands that use this module are listed in
+tensors, fixed by their seed. `mlp`/`classifier` with `regression`/`classification` are for
+max-lr and batch; `relu_mlp` with `teacher` (the design of the atlas phenomenon
+forecast-lr-transfer) for lr-transfer. Commands that use this module are listed in
 examples/FORECASTS.md, e.g.
 
     .venv/bin/lmech forecast max-lr --model examples.forecast_model:mlp --data examples.forecast_model:regression
@@ -63,3 +65,29 @@ def classification(n: int = 512, seed: int = 0) -> tuple[torch.Tensor, torch.Ten
     x, generator = _teacher_inputs(n, seed)
     scores = x @ torch.randn(INPUTS, CLASSES, generator=generator)
     return x, scores.argmax(dim=1)
+
+
+# --- for `lmech forecast lr-transfer` (the design of the atlas phenomenon forecast-lr-transfer) ---
+TEACHER_INPUTS, TEACHER_WIDTH = 4, 64
+
+
+def relu_mlp(width: int = 64, seed: int = 0) -> torch.nn.Module:
+    """One hidden layer of `width` ReLU units: (N, 4) -> (N, 1), PyTorch's default initialization
+    (standard parametrization, so SGD's optimal lr falls like 1/width) drawn from `seed`."""
+    if int(width) < 1:
+        raise ValueError(f"width must be >= 1, got {width}")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return torch.nn.Sequential(torch.nn.Linear(TEACHER_INPUTS, int(width)), torch.nn.ReLU(),
+                                   torch.nn.Linear(int(width), 1))
+
+
+def teacher(n: int = 4096, noise: float = 0.1, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """(inputs (n, 4), targets (n, 1)): y = a^T tanh(W x / 2) / 8 + noise, a random width-64 tanh
+    teacher (W (64, 4), a (64,) standard normal) plus Gaussian label noise of standard deviation `noise`."""
+    generator = torch.Generator().manual_seed(seed)
+    w = torch.randn(TEACHER_WIDTH, TEACHER_INPUTS, generator=generator)
+    a = torch.randn(TEACHER_WIDTH, 1, generator=generator)
+    x = torch.randn(n, TEACHER_INPUTS, generator=generator)
+    y = torch.tanh(x @ w.T / math.sqrt(TEACHER_INPUTS)) @ a / math.sqrt(TEACHER_WIDTH)
+    return x, y + noise * torch.randn(y.shape, generator=generator)
