@@ -88,14 +88,17 @@ class CurveLaw:
     rms_relative: float = math.nan  # on the fitted points
 
     def predict(self, etas, steps) -> np.ndarray:
-        """Losses at `steps` (T,) of a run with schedule `etas` (S,) (factors of the peak lr)."""
+        """Losses at `steps` (T,) of a run with schedule `etas` (S,) (factors of the peak lr); NaN
+        where the law is undefined (no learning-rate area yet: S1 = 0, e.g. step 0)."""
         steps = np.asarray(steps, dtype=int)
         if self.blind:
-            s = np.maximum(steps.astype(float), 1.0)
-            return self.l0 + self.a * s ** (-self.alpha)
+            s = steps.astype(float)
+            with np.errstate(divide="ignore"):
+                return np.where(s > 0, self.l0 + self.a * np.where(s > 0, s, 1.0) ** (-self.alpha), np.nan)
         s1, s2 = schedule_areas(etas, self.lam)
-        x1 = np.maximum(s1[steps], 1e-12)
-        return self.l0 + self.a * x1 ** (-self.alpha) - self.c * s2[steps]
+        x1 = s1[steps]
+        return np.where(x1 > 0, self.l0 + self.a * np.where(x1 > 0, x1, 1.0) ** (-self.alpha) - self.c * s2[steps],
+                        np.nan)
 
     def to_json(self) -> dict:
         return {"L0": self.l0, "A": self.a, "alpha": self.alpha, "C": self.c, "lambda": self.lam,

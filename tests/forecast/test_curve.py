@@ -62,3 +62,13 @@ def test_forecast_record_and_too_few_points():
     assert abs(forecast.forecast / loss[-1] - 1) < 0.01
     with pytest.raises(NotIdentifiableError):
         fit_curve_law([(lr_schedule("constant", 10), np.array([0, 10]), np.array([1.0, 0.9]))])
+
+
+def test_the_law_is_undefined_before_any_learning_rate_area():
+    etas = lr_schedule("wsd", 100)
+    curve = TRUE.predict(etas, [0, 1, 50])
+    assert np.isnan(curve[0]) and np.isfinite(curve[1:]).all()  # S1 = 0 at step 0: no 1e22 "loss"
+    blind = CurveLaw(l0=1.0, a=1.0, alpha=0.5, c=0.0, lam=0.9, blind=True)
+    assert np.isnan(blind.predict(etas, [0])[0]) and blind.predict(etas, [4])[0] == pytest.approx(1.5)
+    record = forecast_curve(TRUE, etas, [0, 50, 100]).to_json()
+    assert record["details"]["curve"][0] is None and record["forecast"] == pytest.approx(TRUE.predict(etas, [100])[0])
