@@ -14,9 +14,11 @@ from lmech.phenomena.grokking_transformer import (
     MIN_DELAY_RATIO,
     PHENOMENON,
     AnswerTransformer,
+    NandaTransformer,
     answer_transformer,
     compare,
     delay_checks,
+    nanda_transformer,
     predict,
     runs,
 )
@@ -140,3 +142,48 @@ def test_fast_mode_passes(tmp_path):
     verdict = run_phenomenon(PHENOMENON, Store(tmp_path), fast=True)
     assert verdict.passed, verdict.comparison
     assert verdict.figure_png
+
+
+def _causal_no_layernorm_reference(net, x):
+    """Every position of the same no-LN one-layer transformer, causal mask, loops over positions."""
+    n, t = x.shape
+    d = net.token_embedding.shape[1]
+    a, e = net.heads, d // net.heads
+    h = net.token_embedding[x] + net.position_embedding[:t]
+    out = []
+    for i in range(t):
+        r = h[:, i].clone()
+        for head in range(a):
+            cols = slice(head * e, (head + 1) * e)
+            q = h[:, i] @ net.query[:, cols]  # (N, E)
+            k = h[:, : i + 1] @ net.key[:, cols]  # (N, i+1, E)
+            v = h[:, : i + 1] @ net.value[:, cols]
+            w = torch.softmax((k @ q[:, :, None])[..., 0] / math.sqrt(e), dim=-1)  # (N, i+1)
+            r = r + (w[:, :, None] * v).sum(1) @ net.out[cols]
+        r = r + torch.relu(r @ net.mlp_in + net.mlp_in_bias) @ net.mlp_out + net.mlp_out_bias
+        out.append(r @ net.unembed)
+    return torch.stack(out, dim=1)
+
+
+def test_nanda_transformer_is_the_causal_transformer_at_the_answer_position():
+    torch.manual_seed(0)
+    net = nanda_transformer(11, width=16, heads=4, init_scale=1.5)
+    with torch.no_grad():
+        net.mlp_in_bias.normal_()
+        net.mlp_out_bias.normal_()
+    x = torch.randint(0, 11, (30, 4), generator=torch.Generator().manual_seed(1))
+    logits = net(x)
+    assert logits.shape == (30, 4, 11) and torch.count_nonzero(logits[:, :-1]) == 0
+    torch.testing.assert_close(logits[:, -1], _causal_no_layernorm_reference(net, x)[:, -1], rtol=1e-5, atol=1e-5)
+    assert not any("ln" in name or "norm" in name for name, _ in net.named_parameters())
+
+
+def test_nanda_transformer_init_follows_the_scale_and_refuses_bad_heads():
+    torch.manual_seed(0)
+    small = nanda_transformer(25, width=32, init_scale=1.0)
+    torch.manual_seed(0)
+    large = nanda_transformer(25, width=32, init_scale=3.0)
+    torch.testing.assert_close(large.query, 3.0 * small.query)
+    assert float(small.token_embedding.detach().std()) == pytest.approx(32**-0.5, rel=0.15)
+    with pytest.raises(InputError):
+        NandaTransformer(25, width=30, heads=4)
