@@ -171,7 +171,9 @@ def test_measure_uses_99_percent_train_and_95_percent_test_and_seed_medians():
 
 
 @pytest.mark.slow
-def test_fast_mode_passes(tmp_path):
+def test_fast_mode_passes_at_its_seeds(tmp_path):
+    # Passes at seeds 0-2 only: seeds 3-5 of the same grid fail (module docstring, Status), which
+    # is why the phenomenon is not registered in the atlas.
     from lmech.phenomena.atlas import run_phenomenon
     from lmech.store import Store
 
