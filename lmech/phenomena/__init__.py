@@ -13,6 +13,7 @@ from lmech.phenomena import (
     double_descent,
     edge_of_stability,
     edge_of_stability_transformer,
+    emergence,
     flat_minima,
     forecast_batch,
     forecast_compute,
@@ -62,6 +63,7 @@ _ALL = (
     universality.PHENOMENON,
     heavy_tails.PHENOMENON,
     pac_bayes.PHENOMENON,
+    emergence.PHENOMENON,
     # forecasts, each scored on held-out runs (lmech forecast ... prints this verdict as its track record)
     forecast_max_lr.PHENOMENON,
     forecast_lr_transfer.PHENOMENON,
