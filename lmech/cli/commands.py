@@ -732,7 +732,30 @@ def main() -> None:
     threads = int(os.environ.get("LMECH_THREADS", "1"))
     torch.set_num_threads(threads)
     threadpool_limits(threads)  # numpy/scipy BLAS too (the fitters' small problems)
-    app()
+    sys.exit(run_app(sys.argv[1:]))
+
+
+def run_app(args: list[str]) -> int:
+    """Run the CLI on `args` and return its exit code. A usage error (unknown option, missing or
+    malformed value) is one line on stderr and exit 2, like every other bad input; a bare
+    command group still prints its help."""
+    try:  # typer >= 0.25 vendors click as typer._click; older typer uses click itself
+        from typer._click import exceptions as click_errors
+    except ImportError:  # pragma: no cover - depends on the installed typer
+        from click import exceptions as click_errors
+
+    try:
+        code = app(args, prog_name="lmech", standalone_mode=False)
+    except click_errors.NoArgsIsHelpError:  # the help has been printed
+        return 0
+    except click_errors.UsageError as error:
+        where = error.ctx.command_path if error.ctx else "lmech"
+        sys.stderr.write(f"{where}: {' '.join(error.format_message().split())} (see '{where} --help')\n")
+        return 2
+    except typer.Abort:
+        sys.stderr.write("aborted\n")
+        return 130
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":
