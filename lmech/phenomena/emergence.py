@@ -14,9 +14,10 @@ frequencies (i+1)^-2, so a model that stores more (position, token) pairs
 covers more of the frequency mass and its per-token loss falls smoothly), one-block
 one-head transformers of widths H = 6 .. 24, 75 H Adam steps of batch 64
 at lr 0.02 with a warmup-stable-decay schedule, fresh sequences every step
-(fast: one seed; full: 5 seeds as one ensemble per width). Steps grow with size (tokens proportional to H, the square root of the
-non-embedding count), as in scaling studies that train larger models on more
-tokens: a larger model stores rarer pairs, which need more sequences to be seen.
+(fast: one seed; full: 5 seeds as one ensemble per width). Steps grow with
+size (tokens proportional to H, the square root of the non-embedding count),
+as in scaling studies that train larger models on more tokens: a larger
+model stores rarer pairs, which need more sequences to be seen.
 (With uniform tokens the per-token accuracy itself jumps once the model can
 hold all k V pairs -- a real capacity transition, not this claim.)
 Measurement (in measure, from the stored parameters on 4,096 fresh test
