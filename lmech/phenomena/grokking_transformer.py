@@ -49,7 +49,7 @@ reverse it. At 99% test accuracy the medians at wd 2.5 and 3 are never (several 
 never / never / 760; wd 3.5: never x3 (best 0.78-0.94); wd 4 does not memorize. The fast mode
 is at the budget's edge (~45 CPU-s). The full mode was not run.
 Tried and measured failing (p = 23 unless noted, 40%, width 32; "memorized / generalized at 99%"):
-- lmech's pre-LayerNorm block (`AnswerTransformer` via `answer_transformer`, init scale alpha 3,
+- lmech's pre-LayerNorm block (through the factory family, every weight x init scale alpha 3,
   GELU, lr 1e-2, wd 0.5/0.7/1, 3 seeds, 1,200 and 3,000 steps): seed-median 99% never at every wd;
   train accuracy collapses and recovers again and again after memorization (Adam loss spikes,
   the "slingshot" of Thilak et al. 2022); also lr 2e-2 / 3e-2, embedding std 0.3, alpha 1 / 2 /
@@ -89,72 +89,19 @@ from torch import Tensor
 
 from lmech.errors import InputError
 from lmech.models.factory import FactorySpec
-from lmech.models.transformer import Transformer, TransformerSpec
 from lmech.phenomena.grokking import THRESHOLD as MEMORIZATION_THRESHOLD
 from lmech.phenomena.grokking import first_step_at
 from lmech.phenomena.verdict import Comparison, Phenomenon
 from lmech.spec import ObserveSpec, OptimizerSpec, RunSpec
 from lmech.tasks.modular_arithmetic_tokens import ModularArithmeticTokensSpec
 
-__all__ = ["PHENOMENON", "runs", "predict", "measure", "compare", "figure", "MIN_DELAY_RATIO", "INIT_SCALE",
-           "GENERALIZATION_THRESHOLD", "LOGIT_SCALE",
-           "AnswerTransformer", "answer_transformer", "NandaTransformer", "nanda_transformer"]
+__all__ = ["PHENOMENON", "runs", "predict", "measure", "compare", "figure", "MIN_DELAY_RATIO",
+           "GENERALIZATION_THRESHOLD", "LOGIT_SCALE", "NandaTransformer", "nanda_transformer"]
 
 MIN_DELAY_RATIO = 5.0  # generalization step / memorization step at the baseline
 OBSERVE_EVERY = 20
-INIT_SCALE = 3.0  # alpha of the former design (`answer_transformer`, kept for its trials; see Status)
 GENERALIZATION_THRESHOLD = 0.95  # test accuracy that counts as generalized (memorized: 99% train accuracy)
 LOGIT_SCALE = 4.0  # fixed multiplier of the unembedding's logits (see the docstring's Experiment)
-
-
-class AnswerTransformer(torch.nn.Module):
-    """lmech's one-block `Transformer` evaluated at the last position only: tokens (N, T) -> logits
-    (N, T, C), zero at positions 0..T-2, the last position's logits exactly those of `self.net(x)`.
-
-    With one block the last position depends on the others only through their keys and values
-    (computed from the layer-normed embeddings), so nothing else is needed; the other positions
-    are never scored (`modular_arithmetic_tokens` masks them), and skipping them makes a step
-    about 3x cheaper. The parameters are the wrapped Transformer's (names prefixed "net.").
-    """
-
-    def __init__(self, net: Transformer):
-        super().__init__()
-        if len(net.blocks) != 1 or net.blocks[0].attention_only or net.tied or net.blocks[0].attention.rotary:
-            raise InputError("AnswerTransformer wraps a one-block transformer with an MLP, learned or no "
-                             "positions and an untied readout")
-        self.net = net
-
-    def forward(self, x: Tensor) -> Tensor:
-        net, block = self.net, self.net.blocks[0]
-        attention = block.attention
-        n, t = x.shape
-        h = torch.nn.functional.embedding(x, net.token_embedding)  # (N, T, H)
-        if hasattr(net, "position_embedding"):
-            h = h + net.position_embedding[:t]
-        u = block.ln_attention(h)
-        a, e = attention.heads, h.shape[-1] // attention.heads
-        q = attention.query(u[:, -1:]).reshape(n, 1, a, e).transpose(1, 2)  # (N, A, 1, E)
-        k = attention.key(u).reshape(n, t, a, e).transpose(1, 2)  # (N, A, T, E)
-        v = attention.value(u).reshape(n, t, a, e).transpose(1, 2)
-        probs = torch.softmax((q @ k.transpose(-2, -1)) * attention.scale, dim=-1)  # (N, A, 1, T): all visible
-        r = h[:, -1:] + attention.out((probs @ v).transpose(1, 2).reshape(n, 1, a * e))  # (N, 1, H)
-        r = r + block.mlp(block.ln_mlp(r))
-        logits = net.readout(net.ln_final(r))[:, 0] * net.output_multiplier  # (N, C)
-        return torch.cat([logits.new_zeros(n, t - 1, logits.shape[-1]), logits[:, None]], dim=1)
-
-
-def answer_transformer(vocab: int, init_scale: float, width: int = 32, heads: int = 4, mlp_ratio: float = 4.0,
-                       context: int = 4, embedding_std: float = 1.0) -> AnswerTransformer:
-    """The `factory` family's entry: a one-block SP `Transformer` (C = V = vocab) whose every initial
-    weight matrix and embedding is multiplied by init_scale (transformer specs carry no init-scale
-    field), wrapped in `AnswerTransformer`. The factory runs under torch's global RNG seeded from the
-    run's seed (`lmech.models.factory`); one draw from it seeds the Transformer's per-parameter
-    generators, so each run seed gives its own reproducible weights.
-    """
-    seed = int(torch.randint(0, 2**31 - 1, ()))
-    spec = TransformerSpec(width=width, heads=heads, depth=1, context=context, mlp_ratio=mlp_ratio,
-                           embedding_std=embedding_std)
-    return AnswerTransformer(Transformer(spec, vocab, vocab, seed, init_scale))
 
 
 class NandaTransformer(torch.nn.Module):

@@ -8,17 +8,13 @@ import pytest
 import torch
 
 from lmech.errors import InputError
-from lmech.models.factory import FactorySpec
 from lmech.models.family import build_model
-from lmech.models.transformer import Transformer, TransformerSpec
 from lmech.phenomena.grokking_transformer import (
     GENERALIZATION_THRESHOLD,
     LOGIT_SCALE,
     MIN_DELAY_RATIO,
     PHENOMENON,
-    AnswerTransformer,
     NandaTransformer,
-    answer_transformer,
     compare,
     delay_checks,
     measure,
@@ -35,41 +31,6 @@ PREDICTION = predict(runs(True))
 def _measurement(mem, gen, decays=(0.5, 1.0, 2.0)):
     return {"weight_decays": list(decays), "memorization": np.asarray(mem, dtype=float),
             "generalization": np.asarray(gen, dtype=float), "curves": {}, "budget": 2000}
-
-
-def test_answer_transformer_is_the_full_transformer_at_the_answer_position():
-    spec = TransformerSpec(width=16, heads=4, depth=1, context=4, embedding_std=2.0)
-    net = Transformer(spec, 11, 11, seed=3, init_scale=2.5)
-    with torch.no_grad():  # non-trivial layer norms and biases
-        for name, parameter in net.named_parameters():
-            if parameter.dim() == 1:
-                parameter.copy_(torch.randn(parameter.shape, generator=torch.Generator().manual_seed(len(name))))
-    x = torch.randint(0, 11, (40, 4), generator=torch.Generator().manual_seed(0))
-    logits = AnswerTransformer(net)(x)
-    assert logits.shape == (40, 4, 11)
-    torch.testing.assert_close(logits[:, -1], net(x)[:, -1], rtol=1e-5, atol=1e-5)
-    assert torch.count_nonzero(logits[:, :-1]) == 0  # unscored positions are not computed
-
-
-def test_answer_transformer_refuses_what_it_cannot_shortcut():
-    with pytest.raises(InputError):
-        AnswerTransformer(Transformer(TransformerSpec(width=16, heads=4, depth=2, context=4), 11, 11, seed=0))
-
-
-def test_factory_init_scale_multiplies_the_weights_and_the_run_seed_draws_them():
-    def member(seed, init_scale):
-        spec = FactorySpec(factory="lmech.phenomena.grokking_transformer:answer_transformer",
-                           kwargs={"vocab": 25, "init_scale": init_scale})
-        return build_model(spec, (4,), 25, 25, seed)
-
-    small, large, other = member(0, 1.0), member(0, 3.0), member(1, 1.0)
-    small_p, large_p = dict(small.named_parameters()), dict(large.named_parameters())
-    for name, parameter in small_p.items():
-        factor = 3.0 if parameter.dim() == 2 else 1.0  # matrices and embeddings, not gains or biases
-        torch.testing.assert_close(large_p[name], parameter * factor)
-    assert not torch.equal(small.net.token_embedding, other.net.token_embedding)
-    assert torch.equal(member(1, 1.0).net.token_embedding, other.net.token_embedding)
-    assert answer_transformer(25, 1.0).net.blocks[0].mlp.up.weight.shape == (128, 32)
 
 
 def test_fast_members_are_seeded_nanda_transformers_with_the_logit_scale():
