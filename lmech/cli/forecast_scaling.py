@@ -152,7 +152,7 @@ def register(app: typer.Typer) -> None:
     ):
         """Optimal learning rate at --target-width from lr sweeps at small --widths (power law under SP, flat under muP)."""
         from lmech.cli.commands import _progress, _user_errors
-        from lmech.forecast.lr_transfer import PHENOMENON_NAME, half_octave_grid, run_lr_transfer
+        from lmech.forecast.lr_transfer import PHENOMENON_NAME, SCORED_OPTIMIZERS, half_octave_grid, run_lr_transfer
         from lmech.forecast.result import track_record
 
         with _user_errors():
@@ -172,6 +172,10 @@ def register(app: typer.Typer) -> None:
         def lines(f):
             out = [f"exponent b = {f.details['exponent']:.3g} {f.details['exponent_interval']}"
                    if parameterization == "sp" else "muP: flat by theory (exponent 0)"]
+            scored = SCORED_OPTIMIZERS[parameterization]
+            if optimizer != scored:
+                out.append(f"note: the track record scores {parameterization.upper()} with {scored}, not {optimizer}: "
+                           f"on the atlas task (forecast-lr-transfer) the crossed pairings fail")
             if f.check:
                 c = f.check
                 out.append(f"check at width {target_width}: measured lr* {c['measured']:.4g}, error "

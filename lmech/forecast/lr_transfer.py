@@ -32,10 +32,13 @@ from lmech.errors import InputError, NotIdentifiableError
 from lmech.forecast._power_fit import LogLinearFit, fit_log_linear
 from lmech.forecast.result import Forecast
 
-__all__ = ["optimal_log2_lr", "LrTransferFit", "fit_lr_transfer", "forecast_lr_transfer", "sweep_losses",
+__all__ = ["SCORED_OPTIMIZERS", "optimal_log2_lr", "LrTransferFit", "fit_lr_transfer", "forecast_lr_transfer", "sweep_losses",
            "loss_at_log2_lr", "check_lr_transfer", "half_octave_grid", "run_lr_transfer", "PHENOMENON_NAME"]
 
 PHENOMENON_NAME = "forecast-lr-transfer"
+# the optimizer each parameterization's forecast is scored with in the atlas (its track record): SP with
+# SGD (the tangent kernel grows like width, so lr* ~ 1/width), muP with Adam (Tensor Programs V)
+SCORED_OPTIMIZERS = {"sp": "sgd", "mup": "adam"}
 PARAMETERIZATIONS = ("sp", "mup")
 
 

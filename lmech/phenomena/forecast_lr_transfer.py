@@ -61,7 +61,7 @@ import math
 import numpy as np
 
 from lmech.errors import NotIdentifiableError
-from lmech.forecast.lr_transfer import check_lr_transfer, fit_lr_transfer, forecast_lr_transfer
+from lmech.forecast.lr_transfer import SCORED_OPTIMIZERS, check_lr_transfer, fit_lr_transfer, forecast_lr_transfer
 from lmech.models.mlp import ModelSpec
 from lmech.phenomena.verdict import Comparison, Phenomenon
 from lmech.spec import ObserveSpec, OptimizerSpec, RunSpec
@@ -73,7 +73,7 @@ __all__ = ["PHENOMENON", "OCTAVE_TOLERANCE", "LOSS_TOLERANCE", "OPTIMIZERS", "ju
 OCTAVE_TOLERANCE = 0.5  # |log2 forecast / measured| (issue text: half an octave)
 LOSS_TOLERANCE = 0.02  # held-out loss at the forecast lr vs the best held-out loss
 PARAMETERIZATIONS = ("sp", "mup")
-OPTIMIZERS = {"sp": "sgd", "mup": "adam"}  # the optimizer each parameterization's theory is about
+OPTIMIZERS = SCORED_OPTIMIZERS  # the optimizer each parameterization's theory is about
 SGD_SP_EXPONENT = -1.0  # SP + SGD: the tangent kernel grows like width, so lr* ~ 1/width
 FINAL_FRACTION = 0.2
 NOISE, N_TRAIN, N_TEST = 0.1, 4096, 1024  # label noise (the irreducible loss), examples

@@ -58,6 +58,13 @@ def test_lr_transfer_json_on_the_example_model():
     assert out["interval"][0] <= out["forecast"] <= out["interval"][1] and out["phenomenon"] == "forecast-lr-transfer"
 
 
+def test_lr_transfer_says_when_its_track_record_used_another_optimizer():
+    args = (*MODEL, "--widths", "8,16,32", "--target-width", "64", "--steps", "10", "--seeds", "1",
+            "--lr-min", "0.002", "--lr-max", "1.0", "--lr-step", "1", "--reports", "no-such-folder")
+    assert "scores SP with sgd, not adam" in _run("lr-transfer", *args, "--optimizer", "adam").stdout
+    assert "not sgd" not in _run("lr-transfer", *args, "--optimizer", "sgd").stdout
+
+
 def test_curve_json_and_check_on_the_example_model():
     result = _run("curve", *MODEL, "--lr", "0.05", "--steps", "40", "--seeds", "2", "--width", "16", "--json",
                   "--check")
