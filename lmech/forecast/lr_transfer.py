@@ -32,7 +32,7 @@ from lmech.errors import InputError, NotIdentifiableError
 from lmech.forecast._power_fit import LogLinearFit, fit_log_linear
 from lmech.forecast.result import Forecast
 
-__all__ = ["SCORED_OPTIMIZERS", "optimal_log2_lr", "LrTransferFit", "fit_lr_transfer", "forecast_lr_transfer", "sweep_losses",
+__all__ = ["SCORED_OPTIMIZERS", "mean_log_loss", "optimal_log2_lr", "LrTransferFit", "fit_lr_transfer", "forecast_lr_transfer", "sweep_losses",
            "loss_at_log2_lr", "check_lr_transfer", "half_octave_grid", "run_lr_transfer", "PHENOMENON_NAME"]
 
 PHENOMENON_NAME = "forecast-lr-transfer"
@@ -69,8 +69,8 @@ def optimal_log2_lr(log2_lrs, log_losses) -> tuple[float, str | None]:
     return float(np.clip(-b / (2 * a), x[i - 1], x[i + 1])), None
 
 
-def _mean_log(losses: np.ndarray) -> np.ndarray:
-    """(..., R, G) -> (..., G): mean over seeds of log loss; +inf where any seed diverged."""
+def mean_log_loss(losses: np.ndarray) -> np.ndarray:
+    """(..., R, G) -> (..., G): mean over seeds of log loss; +inf where any seed diverged (the fit's rule)."""
     with np.errstate(divide="ignore", invalid="ignore"):
         logs = np.where(np.isfinite(losses) & (losses > 0), np.log(np.where(losses > 0, losses, 1.0)), np.inf)
     return logs.mean(axis=-2)
@@ -81,7 +81,7 @@ def loss_at_log2_lr(log2_lrs, losses, log2_lr: float) -> float:
 
     losses: (R, G). Outside the grid or next to a diverged point: +inf.
     """
-    x, y = np.asarray(log2_lrs, dtype=float), _mean_log(np.asarray(losses, dtype=float))
+    x, y = np.asarray(log2_lrs, dtype=float), mean_log_loss(np.asarray(losses, dtype=float))
     if not (x[0] <= log2_lr <= x[-1]):
         return math.inf
     j = int(np.clip(np.searchsorted(x, log2_lr) - 1, 0, len(x) - 2))
@@ -140,7 +140,7 @@ def fit_lr_transfer(widths, log2_lrs, losses, parameterization: str = "sp", n_bo
     if len(np.unique(widths)) < need:
         raise NotIdentifiableError(f"an {parameterization} lr-transfer fit needs at least {need} proxy widths, "
                                    f"got {len(np.unique(widths))}")
-    fits = [optimal_log2_lr(x, _mean_log(losses[w])) for w in range(len(widths))]
+    fits = [optimal_log2_lr(x, mean_log_loss(losses[w])) for w in range(len(widths))]
     log2_opt = np.array([f[0] for f in fits])
     edges = [f[1] for f in fits]
     bad = [int(w) for w, e in zip(widths, edges) if e is not None]
@@ -155,7 +155,7 @@ def fit_lr_transfer(widths, log2_lrs, losses, parameterization: str = "sp", n_bo
         for b in range(n_boot):
             for w in range(len(widths)):
                 pick = rng.integers(0, r, r)
-                opt, edge = optimal_log2_lr(x, _mean_log(losses[w, pick]))
+                opt, edge = optimal_log2_lr(x, mean_log_loss(losses[w, pick]))
                 boot[b, w] = 2.0 ** opt if edge is None else np.nan
     law = fit_log_linear(widths, 2.0 ** log2_opt, boot, slope=0.0 if parameterization == "mup" else None)
     return LrTransferFit(widths, x, log2_opt, edges, law, parameterization)
@@ -201,9 +201,9 @@ def check_lr_transfer(forecast: Forecast, log2_lrs, losses) -> dict:
     and the relative excess loss at the forecast lr over the best point of the sweep.
     """
     x = np.asarray(log2_lrs, dtype=float)
-    opt, edge = optimal_log2_lr(x, _mean_log(np.asarray(losses, dtype=float)))
+    opt, edge = optimal_log2_lr(x, mean_log_loss(np.asarray(losses, dtype=float)))
     at_forecast = loss_at_log2_lr(x, losses, math.log2(forecast.forecast))
-    best = float(np.exp(np.min(_mean_log(np.asarray(losses, dtype=float)))))
+    best = float(np.exp(np.min(mean_log_loss(np.asarray(losses, dtype=float)))))
     return {"measured": 2.0 ** opt, "measured_edge": edge, "error_octaves": abs(math.log2(forecast.forecast) - opt),
             "inside_interval": bool(forecast.interval[0] <= 2.0 ** opt <= forecast.interval[1]),
             "loss_at_forecast": at_forecast, "best_loss": best,

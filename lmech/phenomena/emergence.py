@@ -149,9 +149,15 @@ def steepest_slope(log_size: np.ndarray, metric: np.ndarray) -> float:
     return float(np.max(np.diff(metric) / np.diff(log_size)))
 
 
+def _smaller_sizes_law(size: np.ndarray, loss: np.ndarray) -> tuple[float, float]:
+    """(a, b) of log L = a + b log N fitted by least squares on all but the last size."""
+    b, a = np.polyfit(np.log(size[:-1]), np.log(loss[:-1]), 1)
+    return float(a), float(b)
+
+
 def power_law_forecast(size: np.ndarray, loss: np.ndarray) -> float:
     """Fit log L = a + b log N on all but the last size; return the forecast L at the last size."""
-    b, a = np.polyfit(np.log(size[:-1]), np.log(loss[:-1]), 1)
+    a, b = _smaller_sizes_law(size, loss)
     return float(math.exp(a + b * math.log(size[-1])))
 
 
@@ -201,7 +207,7 @@ def figure(prediction: dict, measurement: dict, comparison: Comparison):
     ax.set_title("The jump is the metric")
     ax.legend(fontsize=7)
     bx.plot(size, measurement["loss"], "s", color="C0", label="per-token loss, measured")
-    b, a = np.polyfit(np.log(size[:-1]), np.log(measurement["loss"][:-1]), 1)
+    a, b = _smaller_sizes_law(size, measurement["loss"])
     grid = np.geomspace(size[0], size[-1], 50)
     bx.plot(grid, np.exp(a + b * np.log(grid)), "k--", label=f"power law fit on the smaller sizes (b = {b:.2f})")
     bx.set_xscale("log")

@@ -61,8 +61,10 @@ import math
 import numpy as np
 
 from lmech.errors import NotIdentifiableError
-from lmech.forecast.lr_transfer import SCORED_OPTIMIZERS, check_lr_transfer, fit_lr_transfer, forecast_lr_transfer
+from lmech.forecast.lr_transfer import (SCORED_OPTIMIZERS, check_lr_transfer, fit_lr_transfer, forecast_lr_transfer,
+                                       mean_log_loss)
 from lmech.models.mlp import ModelSpec
+from lmech.phenomena._lr_transfer import final_loss
 from lmech.phenomena.verdict import Comparison, Phenomenon
 from lmech.spec import ObserveSpec, OptimizerSpec, RunSpec
 from lmech.tasks.teacher_student import TeacherStudentSpec
@@ -75,7 +77,6 @@ LOSS_TOLERANCE = 0.02  # held-out loss at the forecast lr vs the best held-out l
 PARAMETERIZATIONS = ("sp", "mup")
 OPTIMIZERS = SCORED_OPTIMIZERS  # the optimizer each parameterization's theory is about
 SGD_SP_EXPONENT = -1.0  # SP + SGD: the tangent kernel grows like width, so lr* ~ 1/width
-FINAL_FRACTION = 0.2
 NOISE, N_TRAIN, N_TEST = 0.1, 4096, 1024  # label noise (the irreducible loss), examples
 INPUT_DIM, TEACHER_WIDTH = 4, 64  # input small next to every width: the readout sets lr* under SP
 
@@ -133,21 +134,13 @@ def measure(store, specs: list[RunSpec]) -> dict:
     out: dict = {"log2_lrs": {p: np.asarray(g) for p, g in grids.items()}, "losses": {}}
     for spec in specs:
         p = spec.model.parameterization
-        steps, values = store.series(spec.id, "loss/test")
-        tail = [v for s, v in zip(steps, values) if s >= (1 - FINAL_FRACTION) * spec.steps]
-        diverged = store.summary(spec.id)["status"] == "diverged" or not tail or not np.all(np.isfinite(tail))
+        loss = final_loss(*store.series(spec.id, "loss/test"), spec.steps)  # NaN when nothing was observed late
+        diverged = store.summary(spec.id)["status"] == "diverged" or not math.isfinite(loss)
         table = out["losses"].setdefault(p, {}).setdefault(spec.model.width, np.full((len(seeds[p]), len(grids[p])),
                                                                                       np.inf))
         table[seeds[p].index(spec.seed), grids[p].index(math.log2(spec.optimizer.lr))] = (
-            math.inf if diverged else float(np.mean(tail)))
+            math.inf if diverged else loss)
     return out
-
-
-def mean_log_loss(losses) -> np.ndarray:
-    """(R, G) final losses -> (G,) seed mean of log loss, +inf where any seed diverged (the fit's rule)."""
-    losses = np.asarray(losses, dtype=float)
-    ok = np.isfinite(losses) & (losses > 0)
-    return np.where(ok, np.log(np.where(ok, losses, 1.0)), np.inf).mean(axis=0)
 
 
 def judge(proxies, target, log2_lrs, losses: dict, parameterization: str) -> dict:
