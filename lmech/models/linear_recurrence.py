@@ -147,7 +147,28 @@ def outer_recurrence(q: Float[Tensor, "N T P"], k: Float[Tensor, "N T P"], v: Fl
     return torch.einsum("ntj,njh->nth", scores, v)
 
 
-class OuterRecurrence(torch.nn.Module):
+def _hidden_dense(spec: LinearRecurrenceSpec, fan_in: int, fan_out: int, m: float, init_scale: float, seed: int,
+                  name: str) -> Dense:
+    """A hidden-role Dense of the spec's parameterization, drawn from the stream init/<name>.weight."""
+    std, mult = init_std_and_multiplier(spec.parameterization, "hidden", fan_in, m)
+    return Dense(fan_in, fan_out, init_std=std * init_scale, multiplier=mult, bias=spec.bias,
+                 generator=generator(seed, f"init/{name}.weight"))
+
+
+class _DecayingMixer(torch.nn.Module):
+    """A mixer with P per-state decays a = exp(-exp(nu)), drawn uniform in [a_min, a_max] (stream init/<prefix>.nu)."""
+
+    def _draw_decays(self, spec: LinearRecurrenceSpec, prefix: str, seed: int) -> None:
+        g = generator(seed, f"init/{prefix}.nu")
+        a = spec.a_min + (spec.a_max - spec.a_min) * torch.rand(spec.state_size, generator=g, dtype=torch.float64)
+        self.nu = torch.nn.Parameter(torch.log(-torch.log(a)).float())
+
+    def decay(self) -> Float[Tensor, " P"]:
+        """a = exp(-exp(nu)), in (0, 1)."""
+        return torch.exp(-torch.exp(self.nu))
+
+
+class OuterRecurrence(_DecayingMixer):
     """Linear attention with decay: (N, T, H) -> (N, T, H) through a (P, H) state.
 
     q_t = W_q x_t, k_t = W_k x_(t-1) (x_0 -> 0: a one-step shift of the keys, H3's shift SSM reduced to
@@ -162,23 +183,13 @@ class OuterRecurrence(torch.nn.Module):
         super().__init__()
         h, p = spec.width, spec.state_size
         m = width_ratio(h, spec.base_width)
-        std, mult = init_std_and_multiplier(spec.parameterization, "hidden", h, m)
         self.gated = spec.mixer == "gated"
         for name, out in (("q_proj", p), ("k_proj", p), ("v_proj", p if self.gated else h)):
-            setattr(self, name, Dense(h, out, init_std=std * init_scale, multiplier=mult, bias=spec.bias,
-                                      generator=generator(seed, f"init/{prefix}.{name}.weight")))
+            setattr(self, name, _hidden_dense(spec, h, out, m, init_scale, seed, f"{prefix}.{name}"))
         fan = p if self.gated else h
-        std, mult = init_std_and_multiplier(spec.parameterization, "hidden", fan, m)
-        self.out_proj = Dense(fan, h, init_std=std * init_scale, multiplier=mult, bias=spec.bias,
-                              generator=generator(seed, f"init/{prefix}.out_proj.weight"))
-        g = generator(seed, f"init/{prefix}.nu")
-        a = spec.a_min + (spec.a_max - spec.a_min) * torch.rand(p, generator=g, dtype=torch.float64)
-        self.nu = torch.nn.Parameter(torch.log(-torch.log(a)).float())
+        self.out_proj = _hidden_dense(spec, fan, h, m, init_scale, seed, f"{prefix}.out_proj")
+        self._draw_decays(spec, prefix, seed)
         self.scale = p ** -0.5
-
-    def decay(self) -> Float[Tensor, " P"]:
-        """a = exp(-exp(nu)), in (0, 1)."""
-        return torch.exp(-torch.exp(self.nu))
 
     def forward(self, x: Float[Tensor, "N T H"]) -> Float[Tensor, "N T H"]:
         previous = F.pad(x, (0, 0, 1, 0))[..., :-1, :]  # x_(t-1), zeros at t = 0
@@ -190,27 +201,17 @@ class OuterRecurrence(torch.nn.Module):
         return self.out_proj(y)
 
 
-class Recurrence(torch.nn.Module):
+class Recurrence(_DecayingMixer):
     """C diag-recurrence(gamma * B x): (N, T, H) -> (N, T, H) through P states."""
 
     def __init__(self, spec: LinearRecurrenceSpec, prefix: str, seed: int, init_scale: float):
         super().__init__()
         h, p = spec.width, spec.state_size
         m = width_ratio(h, spec.base_width)
-        std, mult = init_std_and_multiplier(spec.parameterization, "hidden", h, m)
-        self.in_proj = Dense(h, p, init_std=std * init_scale, multiplier=mult, bias=spec.bias,
-                             generator=generator(seed, f"init/{prefix}.in_proj.weight"))
-        std, mult = init_std_and_multiplier(spec.parameterization, "hidden", p, m)
-        self.out_proj = Dense(p, h, init_std=std * init_scale, multiplier=mult, bias=spec.bias,
-                              generator=generator(seed, f"init/{prefix}.out_proj.weight"))
-        g = generator(seed, f"init/{prefix}.nu")
-        a = spec.a_min + (spec.a_max - spec.a_min) * torch.rand(p, generator=g, dtype=torch.float64)
-        self.nu = torch.nn.Parameter(torch.log(-torch.log(a)).float())
+        self.in_proj = _hidden_dense(spec, h, p, m, init_scale, seed, f"{prefix}.in_proj")
+        self.out_proj = _hidden_dense(spec, p, h, m, init_scale, seed, f"{prefix}.out_proj")
+        self._draw_decays(spec, prefix, seed)
         self.normalize_input = spec.normalize_input
-
-    def decay(self) -> Float[Tensor, " P"]:
-        """a = exp(-exp(nu)), in (0, 1)."""
-        return torch.exp(-torch.exp(self.nu))
 
     def forward(self, x: Float[Tensor, "N T H"]) -> Float[Tensor, "N T H"]:
         u = self.in_proj(x)  # (N, T, P)
@@ -232,12 +233,8 @@ class Block(torch.nn.Module):
         self.has_mlp = spec.mlp_width > 0
         if self.has_mlp:
             self.ln_mlp = LayerNorm(spec.width, spec.bias)
-            std, mult = init_std_and_multiplier(spec.parameterization, "hidden", spec.width, m)
-            self.up = Dense(spec.width, spec.mlp_width, init_std=std * init_scale, multiplier=mult,
-                            bias=spec.bias, generator=generator(seed, f"init/{prefix}.up.weight"))
-            std, mult = init_std_and_multiplier(spec.parameterization, "hidden", spec.mlp_width, m)
-            self.down = Dense(spec.mlp_width, spec.width, init_std=std * init_scale, multiplier=mult,
-                              bias=spec.bias, generator=generator(seed, f"init/{prefix}.down.weight"))
+            self.up = _hidden_dense(spec, spec.width, spec.mlp_width, m, init_scale, seed, f"{prefix}.up")
+            self.down = _hidden_dense(spec, spec.mlp_width, spec.width, m, init_scale, seed, f"{prefix}.down")
 
     def forward(self, x: Float[Tensor, "N T H"]) -> Float[Tensor, "N T H"]:
         x = x + self.recurrence(self.ln_recurrence(x))
